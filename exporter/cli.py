@@ -1,0 +1,163 @@
+"""Command line: flags in Prometheus style, then wire config -> pollers -> store -> collector -> server."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
+
+from exporter import __version__, logs
+from exporter.collector import SnapshotCollector
+from exporter.config import COLLECTORS, Config, ConfigError, InstallationConfig, Secret, load
+from exporter.poller import InstallationPoller, start_pollers
+from exporter.server import ExporterHTTPServer, parse_listen_address, serve
+from exporter.snapshot import SnapshotStore
+
+log = logging.getLogger("exporter")
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whmcs-ticket-exporter",
+        description="Prometheus exporter for the WHMCS support desk: ticket backlog, waits and response times.")
+    parser.add_argument("--config.file", dest="config_file", metavar="PATH",
+                        help="YAML file listing WHMCS installations (default: WHMCS_* environment variables)")
+    parser.add_argument("--web.listen-address", dest="listen_address", default=":9720", metavar="ADDR",
+                        help="address to serve /metrics on (default :9720)")
+    parser.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
+                        help="exporter-toolkit style web config: TLS and basic auth for the HTTP endpoints")
+    parser.add_argument("--config.check", dest="config_check", action="store_true",
+                        help="validate the configuration and exit (0 valid, 2 invalid)")
+    parser.add_argument("--once", action="store_true",
+                        help="poll every installation once, print the metrics and exit (0 if all polls succeeded)")
+    parser.add_argument("--demo", action="store_true",
+                        help="export a built-in simulated WHMCS with live-looking tickets (no WHMCS needed)")
+    parser.add_argument("--demo.listen-address", dest="demo_listen_address", default="127.0.0.1:0",
+                        metavar="ADDR", help="where the --demo simulator listens (default: a free loopback port)")
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
+    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
+    parser.add_argument("--version", action="version", version=f"whmcs-ticket-exporter {__version__}")
+    for name in COLLECTORS:
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(f"--collector.{name}", dest=f"collector_{name}", action="store_true", default=None,
+                           help=f"enable the {name} collector for every installation")
+        group.add_argument(f"--no-collector.{name}", dest=f"collector_{name}", action="store_false",
+                           help=f"disable the {name} collector for every installation")
+    return parser
+
+
+def apply_collector_flags(config: Config, args: argparse.Namespace) -> Config:
+    installations = []
+    for inst in config.installations:
+        enabled = set(inst.collectors)
+        for name in COLLECTORS:
+            choice = getattr(args, f"collector_{name}")
+            if choice is True:
+                enabled.add(name)
+            elif choice is False:
+                enabled.discard(name)
+        installations.append(dataclasses.replace(inst, collectors=frozenset(enabled)))
+    return Config(installations=tuple(installations))
+
+
+def demo_config(url: str, identifier: str, secret: str, timezone: str) -> Config:
+    return Config(installations=(InstallationConfig(
+        name="demo", url=url, identifier=Secret(inline=identifier), secret=Secret(inline=secret),
+        timezone=timezone, poll_interval=15.0, timeout=5.0, max_age=45.0),))
+
+
+def start_demo_simulator(listen: str):  # noqa: ANN201 - the simulator's type stays out of the runtime's imports
+    from exporter.simulator import Simulator
+
+    host, port = parse_listen_address(listen)
+    sim = Simulator(live=True, host=host, port=port).start()
+    log.info("demo: simulated WHMCS listening on %s", sim.url)
+    return sim
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_level, args.log_format)
+
+    simulator = None
+    try:
+        if args.demo:
+            simulator = start_demo_simulator(args.demo_listen_address)
+            config = demo_config(simulator.url, simulator.identifier, simulator.secret, simulator.world.tz_name)
+        else:
+            config = load(args.config_file)
+        config = apply_collector_flags(config, args)
+        authenticate = wrap_socket = None
+        if args.web_config_file:
+            from exporter.web_config import load_web_config
+
+            web = load_web_config(args.web_config_file)
+            authenticate, wrap_socket = web.authenticator(), web.socket_wrapper()
+    except ConfigError as exc:
+        print(f"whmcs-ticket-exporter: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    if args.config_check:
+        names = ", ".join(i.name for i in config.installations)
+        print(f"configuration OK: {len(config.installations)} installation(s): {names}")
+        return 0
+
+    store = SnapshotStore(i.name for i in config.installations)
+    pollers = [InstallationPoller(inst, store) for inst in config.installations]
+    caps = {i.name: i.max_series for i in config.installations}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(store, lambda name: caps.get(name, 5000)))
+
+    if args.once:
+        return run_once(pollers, registry, simulator)
+
+    try:
+        host, port = parse_listen_address(args.listen_address)
+        server = ExporterHTTPServer((host, port), registry, store, authenticate=authenticate)
+    except (ValueError, OSError) as exc:
+        print(f"whmcs-ticket-exporter: cannot listen on {args.listen_address}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if wrap_socket is not None:
+        server.socket = wrap_socket(server.socket)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    serve(server)
+    log.info("whmcs-ticket-exporter %s listening on %s, polling %s", __version__, args.listen_address,
+             ", ".join(f"{i.name} every {i.poll_interval:g}s" for i in config.installations))
+    start_pollers(pollers, stop)
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    if simulator is not None:
+        simulator.stop()
+    return 0
+
+
+def run_once(pollers: list[InstallationPoller], registry: CollectorRegistry, simulator: object | None) -> int:
+    ok = True
+    for poller in pollers:
+        snap = poller.poll_once()
+        if not snap.up:
+            ok = False
+            log.error("whmcs=%s: poll failed: %s", snap.name, snap.error)
+    sys.stdout.write(generate_latest(registry).decode("utf-8"))
+    sys.stdout.flush()
+    if simulator is not None:
+        simulator.stop()  # type: ignore[attr-defined]
+    return 0 if ok else 1

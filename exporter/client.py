@@ -1,0 +1,280 @@
+"""One WHMCS API call: build the request, send it, turn every answer into data or a typed error.
+
+The client knows nothing about tickets. `call(action, params)` returns the
+decoded JSON object of a `result=success` answer, or raises a `WhmcsError`
+subclass whose one-line message says what happened. Credentials are read on
+every call (so rotated secret files work) and scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import requests
+
+from exporter import __version__
+from exporter.config import InstallationConfig
+from exporter.errors import (
+    ApiError,
+    AuthError,
+    CallTimeout,
+    ConnectionFailed,
+    HttpStatusError,
+    InvalidResponse,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unsupported,
+    WhmcsError,
+)
+
+MAX_BODY_BYTES = 128 * 1024 * 1024
+_MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+_AUTH_MESSAGES = (
+    "ip banned", "invalid ip", "invalid access key", "invalid or missing credentials",
+    "invalid administrative identifier", "administrator account disabled", "authentication failed",
+    "access denied", "invalid password", "unauthenticated", "invalid_grant", "invalid_client",
+)
+_UNSUPPORTED_MESSAGES = ("command not found", "invalid api command", "unknown action")
+
+
+class ApiClient(Protocol):
+    def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+
+
+@dataclass
+class CallStats:
+    """Calls made and failed, by action. Written by one poller thread, read by scrapes."""
+
+    requests: Counter = field(default_factory=Counter)
+    failures: Counter = field(default_factory=Counter)  # (action, reason) -> n
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, action: str, reason: str | None) -> None:
+        with self.lock:
+            self.requests[action] += 1
+            if reason is not None:
+                self.failures[(action, reason)] += 1
+
+    def record_failure(self, action: str, reason: str) -> None:
+        """A failure found after the call itself succeeded (an answer of the wrong shape)."""
+        with self.lock:
+            self.failures[(action, reason)] += 1
+
+    def totals(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        with self.lock:
+            return dict(self.requests), dict(self.failures)
+
+
+def flag(value: bool) -> str:
+    """WHMCS reads flags with PHP truthiness: the text "false" is true. Send 1/0 only."""
+    return "1" if value else "0"
+
+
+def legacy_password(password: str) -> str:
+    """WHMCS's legacy admin login wants the MD5 hex of the password, unless it already is one."""
+    if _MD5_HEX.match(password):
+        return password.lower()
+    return hashlib.md5(password.encode("utf-8")).hexdigest()  # noqa: S324 - WHMCS's protocol, not our choice
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds (`120`) or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify(action: str, status: int, body: bytes, retry_after: float | None = None) -> dict[str, Any]:
+    """Turn an HTTP status and body into the decoded success object or a typed error. Pure."""
+    text = body.decode("utf-8", errors="replace")
+    stripped = text.lstrip()
+    message: str | None = None
+    document: Any = None
+    if stripped.startswith("{"):
+        try:
+            document = json.loads(stripped)
+        except ValueError:
+            if status < 400:
+                raise InvalidResponse(action, f"truncated or malformed JSON ({len(body)} bytes): "
+                                      f"{_excerpt(stripped)}", status=status) from None
+    elif stripped.startswith("result="):
+        pairs = dict(part.split("=", 1) for part in stripped.split(";") if "=" in part)
+        document = {"result": pairs.get("result", ""), "message": pairs.get("message", "")}
+
+    if isinstance(document, dict):
+        result = document.get("result")
+        message = document.get("message") if isinstance(document.get("message"), str) else None
+        if message is None and isinstance(document.get("error"), str):
+            message = str(document.get("error_description") or document["error"])
+        if result == "success" and status < 300:
+            return document
+        if result not in ("success", "error") and status < 300:
+            raise InvalidResponse(action, "JSON answer without result=success/error", status=status)
+    elif document is not None and status < 300:
+        raise InvalidResponse(action, f"expected a JSON object, got {type(document).__name__}", status=status)
+
+    overloaded = status in (429, 503)
+    if message is not None:
+        message = " ".join(message.split())[:200]
+        lowered = message.lower()
+        if "invalid permissions" in lowered:
+            raise PermissionDenied(action, message, status=status)
+        if status == 401 or any(m in lowered for m in _AUTH_MESSAGES):
+            raise AuthError(action, message, status=status)
+        if status == 404 or any(m in lowered for m in _UNSUPPORTED_MESSAGES):
+            raise Unsupported(action, message, status=status)
+        if "not found" in lowered and status < 300:
+            raise NotFound(action, message, status=status)
+        if status == 429:
+            raise RateLimited(action, message, status=status, retry_after=retry_after, overloaded=True)
+        if status == 403:
+            raise AuthError(action, message, status=status)
+        if status >= 400:
+            raise HttpStatusError(action, message, status=status, retry_after=retry_after, overloaded=overloaded)
+        raise ApiError(action, message, status=status)
+
+    summary = _excerpt(text) or "empty body"
+    if status == 429:
+        raise RateLimited(action, f"too many requests: {summary}", status=status, retry_after=retry_after)
+    if status in (401, 403):
+        raise AuthError(action, f"access refused: {summary}", status=status)
+    if status == 404:
+        raise Unsupported(action, f"not found: {summary}", status=status)
+    if status >= 300:
+        raise HttpStatusError(action, summary, status=status, retry_after=retry_after, overloaded=overloaded)
+    kind = "HTML page" if "<" in stripped[:200] else "non-JSON text"
+    raise InvalidResponse(action, f"expected JSON, got {kind}: {summary}", status=status)
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    """The first `limit` characters of a page, tags and whitespace folded, title first if there is one."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    plain = re.sub(r"<script.*?</script>|<style.*?</style>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+    plain = re.sub(r"<[^>]*>", " ", plain)
+    plain = " ".join(plain.split())
+    if title:
+        heading = " ".join(title.group(1).split())
+        plain = heading + (" | " + plain if plain and not plain.startswith(heading) else "")
+    return plain[:limit]
+
+
+class WhmcsClient:
+    """Calls `<url>/includes/api.php` with form-encoded parameters and the configured credentials."""
+
+    def __init__(self, installation: InstallationConfig, session: requests.Session | None = None,
+                 stats: CallStats | None = None) -> None:
+        self.installation = installation
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"whmcs-ticket-exporter/{__version__}"
+        self.stats = stats or CallStats()
+        self.endpoint = installation.url + "/includes/api.php"
+
+    def credentials(self) -> dict[str, str]:
+        """The auth parameters as WHMCS wants them. Raises OSError when a secret file went missing."""
+        inst = self.installation
+        params: dict[str, str] = {}
+        if inst.identifier is not None:
+            params["identifier"] = inst.identifier.read()
+            params["secret"] = inst.secret.read() if inst.secret else ""
+        elif inst.username is not None:
+            params["username"] = inst.username
+            params["password"] = legacy_password(inst.password.read() if inst.password else "")
+        if inst.accesskey is not None:
+            params["accesskey"] = inst.accesskey.read()
+        return params
+
+    def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        secrets: list[str] = []
+        try:
+            try:
+                auth = self.credentials()
+            except OSError as exc:
+                raise AuthError(action, f"cannot read a secret file: {exc.strerror}") from None
+            secrets = [v for k, v in auth.items() if k != "username" and v]
+            data = {"action": action, "responsetype": "json", **auth}
+            data.update({k: str(v) for k, v in (params or {}).items()})
+            status, body, retry_after = self._post(action, self.endpoint, data, {})
+            result = classify(action, status, body, retry_after)
+        except WhmcsError as exc:
+            self.stats.record(action, exc.reason)
+            raise _scrubbed(exc, secrets) from None
+        self.stats.record(action, None)
+        return result
+
+    def _post(self, action: str, url: str, data: Mapping[str, str],
+              headers: Mapping[str, str]) -> tuple[int, bytes, float | None]:
+        """POST and read the whole body within `timeout` seconds in total, not per socket read."""
+        inst = self.installation
+        deadline = time.monotonic() + inst.timeout
+        verify: bool | str = inst.ca_file if inst.ca_file else inst.tls_verify
+        try:
+            response = self.session.post(url, data=data, headers=dict(headers), timeout=inst.timeout,
+                                         verify=verify, stream=True, allow_redirects=False)
+            with response:
+                chunks, size = [], 0
+                for chunk in response.iter_content(64 * 1024):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise InvalidResponse(action, f"answer larger than {MAX_BODY_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise CallTimeout(action, f"no complete answer within {inst.timeout:g}s")
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                return response.status_code, b"".join(chunks), retry_after
+        except requests.exceptions.Timeout:
+            raise CallTimeout(action, f"no answer within {inst.timeout:g}s") from None
+        except requests.exceptions.SSLError as exc:
+            raise ConnectionFailed(action, f"TLS failed: {_root_cause(exc)} (check ca_file / tls_verify)") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise ConnectionFailed(action, "connection broken in the middle of the answer") from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectionFailed(action, _connection_message(exc)) from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    text = str(seen)
+    match = re.search(r"\] (.*)$", text)
+    return (match.group(1) if match else text)[:160]
+
+
+def _connection_message(exc: requests.exceptions.RequestException) -> str:
+    text = str(exc)
+    if "NameResolutionError" in text or "Name or service not known" in text or "nodename nor servname" in text \
+            or "Temporary failure in name resolution" in text:
+        return "DNS lookup failed for the WHMCS host name (check url)"
+    if "Connection refused" in text:
+        return "connection refused (is WHMCS reachable on that host and port?)"
+    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection reset by the server before a complete answer"
+    return f"connection failed: {_root_cause(exc)}"
+
+
+def _scrubbed(exc: WhmcsError, secrets: list[str]) -> WhmcsError:
+    """Defence in depth: a WAF or debug page may echo the request; never let a secret through."""
+    for secret in secrets:
+        if len(secret) >= 4 and secret in exc.message:
+            exc.message = exc.message.replace(secret, "***")
+            exc.args = (str(exc.args[0]).replace(secret, "***"),)
+    return exc

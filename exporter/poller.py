@@ -1,0 +1,199 @@
+"""Polling one installation: run its views on schedule, publish a snapshot, respect back-offs.
+
+One `InstallationPoller` per installation, each in its own thread, so one
+installation's outage or slowness never delays another's. A poll runs the
+enabled views in order; a failure that concerns one action (permission,
+unsupported, odd answer) fails that view only, a failure that concerns
+WHMCS itself (auth, HTTP, timeout, connection) ends the poll. Scrapes never
+trigger calls: they read the last published snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from types import MappingProxyType
+
+from exporter.backoff import jitter_for, next_poll_time, pause_after
+from exporter.client import CallStats, WhmcsClient
+from exporter.config import InstallationConfig
+from exporter.errors import ShapeError, WhmcsError
+from exporter.hints import advice
+from exporter.snapshot import InstallationSnapshot, SnapshotStore, ViewState
+from exporter.views.base import PollContext, View
+from exporter.views.registry import build_views
+
+log = logging.getLogger(__name__)
+
+
+def credential_fingerprint(client: WhmcsClient) -> str | None:
+    """A digest of the current credentials, to notice a rotated secret without keeping it around."""
+    try:
+        creds = client.credentials()
+    except OSError:
+        return None
+    return hashlib.sha256(repr(sorted(creds.items())).encode()).hexdigest()
+
+
+class InstallationPoller:
+    def __init__(self, installation: InstallationConfig, store: SnapshotStore, *,
+                 client: WhmcsClient | None = None, views: list[View] | None = None,
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+        self.installation = installation
+        self.store = store
+        self.stats = client.stats if client else CallStats()
+        self.client = client or WhmcsClient(installation, stats=self.stats)
+        self.views = views if views is not None else build_views(installation)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.snapshot = InstallationSnapshot(name=installation.name, max_age=installation.max_age)
+        self._overload_streak = 0
+        self._auth_fingerprint: str | None = None
+        store.put(self.snapshot)
+
+    # -- one poll -----------------------------------------------------------------------------------
+    def poll_once(self) -> InstallationSnapshot:
+        """Poll now (unless paused) and publish the result. Returns the published snapshot."""
+        snap = self.snapshot
+        now = self.clock()
+        if snap.backoff_until is not None and now < snap.backoff_until and not self._credentials_changed():
+            return snap
+        if snap.backoff_reason == "auth" and snap.backoff_until is not None and now < snap.backoff_until:
+            log.info("whmcs=%s: credentials changed, trying them before the auth back-off ends", snap.name)
+
+        started = time.monotonic()
+        calls_before = sum(self.stats.totals()[0].values())
+        ctx = PollContext(client=self.client, now=now, installation=self.installation)
+        views = dict(snap.views)
+        fatal: WhmcsError | None = None
+        any_success = False
+        for view in self.views:
+            previous = views.get(view.name, ViewState())
+            if fatal is not None:
+                views[view.name] = replace(previous, success=False, reason=fatal.reason,
+                                           error=f"not polled: {fatal}")
+                continue
+            try:
+                part = view.poll(ctx)
+            except WhmcsError as exc:
+                if isinstance(exc, ShapeError):
+                    self.stats.record_failure(exc.action, exc.reason)
+                views[view.name] = replace(previous, success=False, reason=exc.reason, error=str(exc))
+                self._log_view_failure(view.name, exc, previous)
+                if exc.aborts_poll:
+                    fatal = exc
+                continue
+            ctx.parts[view.name] = part
+            any_success = True
+            views[view.name] = ViewState(part=part, updated=now, success=True,
+                                         sample_ratio=getattr(part, "sample_ratio", None))
+        duration = time.monotonic() - started
+        requests, failures = self.stats.totals()
+        up = fatal is None and any_success
+        error = str(fatal) if fatal else None
+        if not up and fatal is None:
+            error = "every view failed: " + "; ".join(s.error or "" for s in views.values() if not s.success)
+
+        backoff_reason, backoff_until = None, None
+        if fatal is not None:
+            self._overload_streak = self._overload_streak + 1 if fatal.overloaded else 0
+            pause = pause_after(fatal, interval=self.installation.poll_interval,
+                                auth_backoff=self.installation.auth_backoff,
+                                max_backoff=self.installation.max_backoff,
+                                overload_streak=self._overload_streak, rng=self.rng)
+            if pause is not None:
+                backoff_reason, backoff_until = pause.reason, now + pause.seconds
+                self._auth_fingerprint = credential_fingerprint(self.client) if pause.reason == "auth" else None
+                self._log_pause(fatal, pause.seconds)
+            else:
+                hint = advice(fatal)
+                log.warning("whmcs=%s: poll failed: %s%s", snap.name, fatal, f" - {hint}" if hint else "")
+        else:
+            self._overload_streak = 0
+        if up and not snap.up and snap.polls:
+            log.info("whmcs=%s: poll succeeded again", snap.name)
+
+        self.snapshot = replace(
+            snap,
+            views=MappingProxyType(views),
+            up=up,
+            error=error,
+            polls=snap.polls + 1,
+            poll_failures=snap.poll_failures + (0 if up else 1),
+            last_poll_time=now,
+            last_success_time=now if up else snap.last_success_time,
+            poll_duration=duration,
+            poll_api_calls=sum(requests.values()) - calls_before,
+            backoff_reason=backoff_reason,
+            backoff_until=backoff_until,
+            requests=MappingProxyType(requests),
+            failures=MappingProxyType(failures),
+        )
+        self.store.put(self.snapshot)
+        return self.snapshot
+
+    def _credentials_changed(self) -> bool:
+        if self.snapshot.backoff_reason != "auth":
+            return False
+        current = credential_fingerprint(self.client)
+        return current is not None and current != self._auth_fingerprint
+
+    def _log_view_failure(self, view: str, exc: WhmcsError, previous: ViewState) -> None:
+        if exc.aborts_poll:
+            return  # logged once as the poll's failure, with advice
+        level = logging.WARNING if previous.success or previous.updated is None else logging.DEBUG
+        hint = advice(exc)
+        log.log(level, "whmcs=%s collector=%s failed: %s%s", self.installation.name, view, exc,
+                 f" - {hint}" if hint else "")
+
+    def _log_pause(self, exc: WhmcsError, seconds: float) -> None:
+        hint = advice(exc)
+        if exc.reason == "auth":
+            log.error("whmcs=%s: authentication failed: %s - %s. No further login attempt for %s (WHMCS bans an "
+                      "IP after 3 failed logins in 30 minutes); a changed secret file is tried at once.",
+                      self.installation.name, exc, hint, _human(seconds))
+        else:
+            log.warning("whmcs=%s: WHMCS is overloaded: %s; pausing polls for %s", self.installation.name,
+                        exc, _human(seconds))
+
+    # -- the thread ---------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        interval = self.installation.poll_interval
+        while not stop.is_set():
+            started = self.clock()
+            try:
+                snap = self.poll_once()
+            except Exception:  # a bug must not kill the poller thread; it is logged and the next poll runs
+                log.exception("whmcs=%s: unexpected error during poll", self.installation.name)
+                snap = self.snapshot
+            finished = self.clock()
+            due = next_poll_time(started, finished, interval, jitter_for(interval, self.rng))
+            if snap.backoff_until is not None and snap.backoff_until > due:
+                due = snap.backoff_until if snap.backoff_reason != "auth" else min(snap.backoff_until, due)
+            if finished - started > interval:
+                log.warning("whmcs=%s: poll took %.1fs, longer than poll_interval %.0fs; next poll in %.0fs",
+                            self.installation.name, finished - started, interval, due - finished)
+            self.snapshot = replace(self.snapshot, next_poll_time=due)
+            self.store.put(self.snapshot)
+            stop.wait(max(0.0, due - self.clock()))
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def start_pollers(pollers: list[InstallationPoller], stop: threading.Event) -> list[threading.Thread]:
+    threads = []
+    for poller in pollers:
+        thread = threading.Thread(target=poller.run, args=(stop,), name=f"poll-{poller.installation.name}",
+                                  daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads

@@ -1,0 +1,137 @@
+"""The HTTP side: /metrics, the landing page, /healthz and /readyz.
+
+A threading HTTP server from the standard library. Handlers only read the
+snapshot store, so they answer in milliseconds whatever WHMCS does. TLS and
+basic auth come from `--web.config.file` (see `web_config`).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from exporter import __version__
+from exporter.snapshot import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, store: SnapshotStore,
+                 authenticate: Callable[[str | None], bool] | None = None) -> None:
+        self.registry = registry
+        self.store = store
+        self.authenticate = authenticate
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, Handler)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ExporterHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"whmcs-ticket-exporter/{__version__}"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        try:
+            if self.server.authenticate is not None and not self.server.authenticate(
+                    self.headers.get("Authorization")):
+                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                           {"WWW-Authenticate": 'Basic realm="whmcs-ticket-exporter"'})
+                return
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                self._send(200, encoder(self.server.registry), content_type)
+            elif path == "/healthz":
+                self._send(200, b"OK\n", "text/plain; charset=utf-8")
+            elif path == "/readyz":
+                pending = [s.name for s in self.server.store.all() if not s.completed_a_poll]
+                if pending:
+                    self._send(503, f"waiting for first poll: {', '.join(pending)}\n".encode(),
+                               "text/plain; charset=utf-8")
+                else:
+                    self._send(200, b"OK\n", "text/plain; charset=utf-8")
+            elif path == "/":
+                self._send(200, landing_page(self.server.store).encode(), "text/html; charset=utf-8")
+            else:
+                self._send(404, b"Not Found: try /metrics\n", "text/plain; charset=utf-8")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception:  # never let a handler bug take the exporter down
+            log.exception("error answering %s", self.path)
+            try:
+                self._send(500, b"internal error, see the exporter's log\n", "text/plain; charset=utf-8")
+            except OSError:
+                pass
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        log.debug("http %s %s", self.address_string(), format % args)
+
+
+def landing_page(store: SnapshotStore) -> str:
+    rows = []
+    now = time.time()
+    for snap in store.all():
+        if not snap.completed_a_poll:
+            state = "waiting for the first poll"
+        elif snap.up:
+            state = "OK"
+        else:
+            state = "FAILED: " + (snap.error or "unknown error")
+        if snap.backoff_until and snap.backoff_until > now:
+            until = time.strftime("%H:%M:%S", time.gmtime(snap.backoff_until))
+            state += f" (paused for {snap.backoff_reason} until {until} UTC)"
+        last = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snap.last_poll_time)) if snap.last_poll_time else "-"
+        views = ", ".join(f"{n}: {'ok' if v.success else html.escape(v.reason or 'failed')}"
+                          for n, v in sorted(snap.views.items()))
+        rows.append(f"<tr><td>{html.escape(snap.name)}</td><td>{last}</td><td>{html.escape(state)}</td>"
+                    f"<td>{views}</td></tr>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>WHMCS ticket exporter</title></head><body>"
+            f"<h1>WHMCS ticket exporter</h1><p>Version {html.escape(__version__)}</p>"
+            "<p><a href='/metrics'>Metrics</a> &middot; <a href='/healthz'>Health</a> &middot; "
+            "<a href='/readyz'>Readiness</a></p>"
+            "<table border='1' cellpadding='4'><tr><th>installation</th><th>last poll</th><th>result</th>"
+            f"<th>collectors</th></tr>{''.join(rows)}</table></body></html>\n")
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """`:9720`, `0.0.0.0:9720`, `[::1]:9720` -> (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--web.listen-address must look like :9720 or 127.0.0.1:9720, got {address!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def serve(server: ExporterHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http",
+                              daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,152 @@
+"""The backlog counts: GetTicketCounts, or a derivation when WHMCS hides them.
+
+Normally one call. When the installation sets `disable_admin_ticket_page_counts`
+(counts come back as "x") or a gateway lacks GetTicketCounts, the same numbers
+are derived from GetSupportStatuses (per status) and GetTickets `totalresults`
+(active, awaiting): three calls. `flaggedTickets` has no equivalent and is
+then absent rather than guessed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.client import flag
+from exporter.errors import ShapeError, Unsupported
+from exporter.families import FROM_LAST_POLL, FamilySink
+from exporter.fields import is_disabled_count, items, text, to_count
+from exporter.views.base import PollContext
+from exporter.views.ticket_list import ACTIVE, AWAITING, fetch_page
+
+log = logging.getLogger(__name__)
+
+HELP_TICKETS = "Tickets per status, by status title (every configured status, zeros included)." + FROM_LAST_POLL
+HELP_ACTIVE = "Tickets in statuses shown as active (WHMCS allActive)." + FROM_LAST_POLL
+HELP_AWAITING = "Tickets in statuses that await a staff reply (WHMCS awaitingReply)." + FROM_LAST_POLL
+HELP_FLAGGED = ("Active tickets flagged to the API admin user (WHMCS flaggedTickets; absent when WHMCS hides "
+                "counts)." + FROM_LAST_POLL)
+
+
+@dataclass(frozen=True)
+class CountsPart:
+    whmcs: str
+    by_status: tuple[tuple[str, int], ...]
+    active: int | None
+    awaiting: int | None
+    flagged: int | None
+    filtered_departments: tuple[int, ...]
+    derived: bool = False  # True when counts came from GetSupportStatuses/GetTickets
+
+    def families(self, out: FamilySink) -> None:
+        for title, count in self.by_status:
+            out.gauge("whmcs_tickets", HELP_TICKETS, {"whmcs": self.whmcs, "status": title}, count)
+        labels = {"whmcs": self.whmcs}
+        if self.active is not None:
+            out.gauge("whmcs_tickets_active", HELP_ACTIVE, labels, self.active)
+        if self.awaiting is not None:
+            out.gauge("whmcs_tickets_awaiting_reply", HELP_AWAITING, labels, self.awaiting)
+        if self.flagged is not None:
+            out.gauge("whmcs_tickets_flagged", HELP_FLAGGED, labels, self.flagged)
+
+
+def parse_status_map(raw: Any) -> tuple[tuple[str, int], ...]:
+    """GetTicketCounts' `status` map -> (title, count), labelled by title: keys lose non-ASCII letters."""
+    if raw in (None, [], ""):
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ValueError("status is not a map")
+    counts: dict[str, int] = {}
+    for key, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"status.{str(key)[:40]} is not an object")
+        title = text(entry.get("title", key), "status title").strip() or str(key)
+        counts[title] = counts.get(title, 0) + to_count(entry.get("count"), f"status {title[:40]} count")
+    return tuple(sorted(counts.items()))
+
+
+def parse_statuses(answer: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """GetSupportStatuses -> (title, count)."""
+    counts: dict[str, int] = {}
+    for entry in items(answer.get("statuses"), "status", "statuses"):
+        title = text(entry.get("title"), "status title").strip()
+        counts[title] = counts.get(title, 0) + to_count(entry.get("count"), f"status {title[:40]} count")
+    return tuple(sorted(counts.items()))
+
+
+def parse_counts(whmcs: str, answer: Mapping[str, Any]) -> CountsPart:
+    """GetTicketCounts -> part. Disabled counts ("x") become None, for the caller to derive."""
+    values: dict[str, int | None] = {}
+    for key in ("allActive", "awaitingReply", "flaggedTickets"):
+        raw = answer.get(key)
+        values[key] = None if is_disabled_count(raw) else to_count(raw, key)
+    filtered = answer.get("filteredDepartments") or []
+    if not isinstance(filtered, list):
+        raise ValueError("filteredDepartments is not a list")
+    return CountsPart(
+        whmcs=whmcs,
+        by_status=parse_status_map(answer.get("status")),
+        active=values["allActive"],
+        awaiting=values["awaitingReply"],
+        flagged=values["flaggedTickets"],
+        filtered_departments=tuple(to_count(d, "filteredDepartments") for d in filtered),
+    )
+
+
+class CountsView:
+    name = "counts"
+
+    def __init__(self) -> None:
+        self._told_disabled = False
+        self._told_filtered: tuple[int, ...] | None = None
+
+    def poll(self, ctx: PollContext) -> CountsPart:
+        inst = ctx.installation
+        try:
+            answer = ctx.client.call("GetTicketCounts", {
+                "ignoreDepartmentAssignments": flag(inst.ignore_department_assignments),
+                "includeCountsByStatus": "1",
+            })
+        except Unsupported:
+            return self._derive(ctx, None, "this installation's API has no GetTicketCounts")
+        try:
+            part = parse_counts(inst.name, answer)
+        except ValueError as exc:
+            raise ShapeError("GetTicketCounts", str(exc)) from None
+        self._tell_filtered(inst.name, part.filtered_departments, inst.ignore_department_assignments)
+        if part.active is None or part.awaiting is None:
+            return self._derive(ctx, part, "WHMCS hides ticket counts (disable_admin_ticket_page_counts is set)")
+        return part
+
+    def _derive(self, ctx: PollContext, part: CountsPart | None, why: str) -> CountsPart:
+        if not self._told_disabled:
+            log.warning("%s; whmcs=%s: deriving per-status, active and awaiting counts from "
+                        "GetSupportStatuses and GetTickets (2 more API calls per poll); "
+                        "whmcs_tickets_flagged is not exported", why, ctx.installation.name)
+            self._told_disabled = True
+        by_status = part.by_status if part and part.by_status else ()
+        if not by_status:
+            answer = ctx.client.call("GetSupportStatuses", {})
+            try:
+                by_status = parse_statuses(answer)
+            except ValueError as exc:
+                raise ShapeError("GetSupportStatuses", str(exc)) from None
+        totals = {}
+        for status in (ACTIVE, AWAITING):
+            totals[status] = fetch_page(ctx.client, ctx.zone, ctx.tickets_params(status=status), 0, 1).total
+        return CountsPart(whmcs=ctx.installation.name, by_status=by_status, active=totals[ACTIVE],
+                          awaiting=totals[AWAITING], flagged=None,
+                          filtered_departments=part.filtered_departments if part else (), derived=True)
+
+    def _tell_filtered(self, whmcs: str, filtered: tuple[int, ...], ignored: bool) -> None:
+        if filtered == self._told_filtered:
+            return
+        self._told_filtered = filtered
+        if filtered and not ignored:
+            log.warning("whmcs=%s: the API admin is limited to support departments %s and "
+                        "ignore_department_assignments is false: active/awaiting counts and ticket lists only "
+                        "cover those departments (per-status counts cover all). Set "
+                        "ignore_department_assignments: true to count every department.",
+                        whmcs, ",".join(map(str, filtered)))

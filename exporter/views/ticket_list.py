@@ -1,0 +1,101 @@
+"""Reading GetTickets: pages of the `lastreply DESC` list, and its tail with few calls.
+
+GetTickets has one order, `lastreply` newest first, with no tie-breaker. So
+for any filter the ticket that has waited longest is the last one, and every
+"waited at least X" boundary is a position in the list. These helpers read a
+page or the tail and parse only the fields the views use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from exporter.client import ApiClient
+from exporter.errors import ShapeError
+from exporter.fields import items, parse_local_time, text, to_count
+
+ACTION = "GetTickets"
+AWAITING = "Awaiting Reply"
+ACTIVE = "All Active Tickets"
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    id: int
+    tid: str
+    deptid: int | None
+    status: str
+    priority: str
+    date: float | None
+    lastreply: float
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    start: int
+    tickets: tuple[TicketRow, ...]
+
+    @property
+    def reaches_end(self) -> bool:
+        return self.start + len(self.tickets) >= self.total
+
+
+def parse_ticket(raw: Mapping[str, Any], zone: ZoneInfo) -> TicketRow:
+    """One ticket of a GetTickets/GetTicket answer. `ticketnum` stands in for `tid` on gateways."""
+    try:
+        ident = raw.get("id", raw.get("ticketid"))
+        dept = raw.get("deptid")
+        opened = raw.get("date")
+        return TicketRow(
+            id=to_count(ident, "ticket id"),
+            tid=text(raw.get("tid", raw.get("ticketnum", "")), "tid"),
+            deptid=to_count(dept, "deptid") if dept not in (None, "") else None,
+            status=text(raw.get("status", ""), "status"),
+            priority=text(raw.get("priority", ""), "priority"),
+            date=parse_local_time(opened, zone, "date") if opened not in (None, "") else None,
+            lastreply=parse_local_time(raw.get("lastreply"), zone, "lastreply"),
+        )
+    except ValueError as exc:
+        raise ShapeError(ACTION, f"unreadable ticket: {exc}") from None
+
+
+def parse_page(answer: Mapping[str, Any], zone: ZoneInfo, start: int) -> Page:
+    try:
+        total = to_count(answer.get("totalresults"), "totalresults")
+        rows = items(answer.get("tickets"), "ticket", "tickets")
+    except ValueError as exc:
+        raise ShapeError(ACTION, str(exc)) from None
+    tickets = tuple(parse_ticket(row, zone) for row in rows)
+    return Page(total=total, start=start, tickets=tickets)
+
+
+def fetch_page(client: ApiClient, zone: ZoneInfo, params: Mapping[str, Any], start: int, num: int) -> Page:
+    """`num` tickets from position `start` (WHMCS turns limitnum=0 into 25, so num must be >= 1)."""
+    answer = client.call(ACTION, {**params, "limitstart": start, "limitnum": max(1, num)})
+    return parse_page(answer, zone, start)
+
+
+def fetch_tail(client: ApiClient, zone: ZoneInfo, params: Mapping[str, Any],
+               total_hint: int | None = None, attempts: int = 3) -> Page:
+    """The list's last ticket (the longest wait), in one call when `total_hint` is right.
+
+    Without a hint the first call learns `totalresults`. When tickets leave or
+    join the list between calls, the answer's own `totalresults` points at the
+    new tail; after `attempts` calls the last answer is returned as it is.
+    """
+    if total_hint is None:
+        page = fetch_page(client, zone, params, 0, 1)
+        if page.reaches_end:
+            return page
+        total_hint = page.total
+        attempts -= 1
+    page = fetch_page(client, zone, params, max(0, total_hint - 1), 1)
+    for _ in range(attempts - 1):
+        if page.total == 0 or (page.tickets and page.reaches_end):
+            return page
+        page = fetch_page(client, zone, params, max(0, page.total - 1), 1)
+    return page
