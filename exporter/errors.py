@@ -94,6 +94,10 @@ class RateLimited(WhmcsError):
 
     reason = "rate_limited"
 
+    def __init__(self, action: str, message: str, **kwargs) -> None:
+        kwargs["overloaded"] = True
+        super().__init__(action, message, **kwargs)
+
 
 class CallTimeout(WhmcsError):
     reason = "timeout"
