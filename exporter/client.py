@@ -48,6 +48,16 @@ _UNSUPPORTED_MESSAGES = ("command not found", "invalid api command", "unknown ac
 
 
 class ApiClient(Protocol):
+    def secret_values(self, auth: Mapping[str, str]) -> list[str]:
+        """Every value that must never appear in a message: sent credentials and the raw password."""
+        values = [v for k, v in auth.items() if k != "username" and v]
+        if self.installation.password is not None:
+            try:
+                values.append(self.installation.password.read())
+            except OSError:
+                pass
+        return values
+
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
 
 
@@ -202,6 +212,16 @@ class WhmcsClient:
             params["accesskey"] = inst.accesskey.read()
         return params
 
+    def secret_values(self, auth: Mapping[str, str]) -> list[str]:
+        """Every value that must never appear in a message: sent credentials and the raw password."""
+        values = [v for k, v in auth.items() if k != "username" and v]
+        if self.installation.password is not None:
+            try:
+                values.append(self.installation.password.read())
+            except OSError:
+                pass
+        return values
+
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         secrets: list[str] = []
         try:
@@ -209,7 +229,7 @@ class WhmcsClient:
                 auth = self.credentials()
             except OSError as exc:
                 raise AuthError(action, f"cannot read a secret file: {exc.strerror}") from None
-            secrets = [v for k, v in auth.items() if k != "username" and v]
+            secrets = self.secret_values(auth)
             data = {"action": action, "responsetype": "json", **auth}
             data.update({k: str(v) for k, v in (params or {}).items()})
             status, body, retry_after = self._post(action, self.endpoint, data, {})

@@ -94,7 +94,9 @@ class SnapshotCollector:
             for collector, state in sorted(snap.views.items()):
                 success.add_metric([name, collector], 1.0 if state.success else 0.0)
                 if state.sample_ratio is not None and state.success:
-                    sample.add_metric([name, collector], state.sample_ratio)
+                    # A part may name its view differently from its collector (priorities -> "priority").
+                    view = getattr(state.part, "sample_view", collector)
+                    sample.add_metric([name, view], state.sample_ratio)
             if snap.last_success_time is not None:
                 last_success.add_metric([name], snap.last_success_time)
             if snap.last_poll_time is not None:
