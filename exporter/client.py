@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import requests
 
 from exporter import __version__
+from exporter.bearer import GRANT_ACTION, OAuth2PasswordGrant, StaticToken, TokenSource, kebab_case
 from exporter.config import InstallationConfig
 from exporter.errors import (
     ApiError,
@@ -45,19 +46,12 @@ _AUTH_MESSAGES = (
     "access denied", "invalid password", "unauthenticated", "invalid_grant", "invalid_client",
 )
 _UNSUPPORTED_MESSAGES = ("command not found", "invalid api command", "unknown action")
+# A Laravel gateway answers an unauthenticated request with a redirect to its login page unless the request
+# looks like an API call (seed 004 sends X-Requested-With); with these it answers 401 JSON instead.
+_BEARER_HEADERS = {"Accept": "application/json", "X-Requested-With": "XMLHttpRequest"}
 
 
 class ApiClient(Protocol):
-    def secret_values(self, auth: Mapping[str, str]) -> list[str]:
-        """Every value that must never appear in a message: sent credentials and the raw password."""
-        values = [v for k, v in auth.items() if k != "username" and v]
-        if self.installation.password is not None:
-            try:
-                values.append(self.installation.password.read())
-            except OSError:
-                pass
-        return values
-
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
 
 
@@ -119,7 +113,7 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
     stripped = text.lstrip()
     message: str | None = None
     document: Any = None
-    if stripped.startswith("{"):
+    if stripped.startswith(("{", "[")):
         try:
             document = json.loads(stripped)
         except ValueError:
@@ -183,23 +177,45 @@ def _excerpt(text: str, limit: int = 200) -> str:
     plain = " ".join(plain.split())
     if title:
         heading = " ".join(title.group(1).split())
-        plain = heading + (" | " + plain if plain and not plain.startswith(heading) else "")
+        if plain.startswith(heading):
+            plain = plain[len(heading):].lstrip()
+        plain = heading + (" | " + plain if plain else "")
     return plain[:limit]
 
 
 class WhmcsClient:
-    """Calls `<url>/includes/api.php` with form-encoded parameters and the configured credentials."""
+    """Calls one installation's API with the configured credentials, in its `api_style`:
+
+    - `whmcs`: `POST <url>/includes/api.php` with `action`, `responsetype=json` and the credentials as form fields;
+    - `bearer`: `POST <url>/<action-in-kebab-case>` with the same parameters minus action and credentials, and
+      `Authorization: Bearer <token>` from `exporter.bearer` (token grants count as action `oauth_token`).
+    """
 
     def __init__(self, installation: InstallationConfig, session: requests.Session | None = None,
-                 stats: CallStats | None = None) -> None:
+                 stats: CallStats | None = None, tokens: TokenSource | None = None) -> None:
         self.installation = installation
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"whmcs-ticket-exporter/{__version__}"
         self.stats = stats or CallStats()
         self.endpoint = installation.url + "/includes/api.php"
+        self.tokens = tokens
+        if self.tokens is None and installation.api_style == "bearer":
+            self.tokens = self._token_source()
+
+    def _token_source(self) -> TokenSource:
+        inst = self.installation
+        if inst.token is not None:
+            return StaticToken(inst.token)
+        return OAuth2PasswordGrant(
+            inst.token_url or "", inst.client_id or "", inst.client_secret, inst.username or "", inst.password,
+            post=lambda url, data: self._post(GRANT_ACTION, url, data, _BEARER_HEADERS),
+            record=self.stats.record, retry_after=inst.auth_backoff, name=inst.name)
 
     def credentials(self) -> dict[str, str]:
-        """The auth parameters as WHMCS wants them. Raises OSError when a secret file went missing."""
+        """The auth parameters as WHMCS wants them; in bearer style the inputs the tokens come from (used to
+        notice a rotated secret file, never sent as they are). Raises OSError when a secret file went missing."""
+        if self.tokens is not None:
+            return self.tokens.inputs()
         inst = self.installation
         params: dict[str, str] = {}
         if inst.identifier is not None:
@@ -213,30 +229,59 @@ class WhmcsClient:
         return params
 
     def secret_values(self, auth: Mapping[str, str]) -> list[str]:
-        """Every value that must never appear in a message: sent credentials and the raw password."""
-        values = [v for k, v in auth.items() if k != "username" and v]
+        """Every value that must never appear in a message: sent credentials, the raw password, tokens."""
+        values = [v for k, v in auth.items() if k not in ("username", "client_id") and v]
         if self.installation.password is not None:
             try:
                 values.append(self.installation.password.read())
             except OSError:
                 pass
+        if self.tokens is not None:
+            values += self.tokens.secret_values()
         return values
 
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        secrets: list[str] = []
+        form = {k: str(v) for k, v in (params or {}).items()}
         try:
+            if self.tokens is not None:
+                return self._call_bearer(action, form)
+            return self._call_whmcs(action, form)
+        except WhmcsError as exc:
             try:
-                auth = self.credentials()
-            except OSError as exc:
-                raise AuthError(action, f"cannot read a secret file: {exc.strerror}") from None
-            secrets = self.secret_values(auth)
-            data = {"action": action, "responsetype": "json", **auth}
-            data.update({k: str(v) for k, v in (params or {}).items()})
-            status, body, retry_after = self._post(action, self.endpoint, data, {})
+                secrets = self.secret_values(self.credentials())
+            except OSError:
+                secrets = self.secret_values({})
+            raise _scrubbed(exc, secrets) from None
+
+    def _call_whmcs(self, action: str, form: dict[str, str]) -> dict[str, Any]:
+        try:
+            auth = self.credentials()
+        except OSError as exc:
+            self.stats.record(action, "auth")
+            raise AuthError(action, f"cannot read a secret file: {exc.strerror}") from None
+        return self._exchange(action, self.endpoint, {"action": action, "responsetype": "json", **auth, **form}, {})
+
+    def _call_bearer(self, action: str, form: dict[str, str]) -> dict[str, Any]:
+        """One call; after a 401 one renewed token and one retry, then the AuthError stands (auth back-off)."""
+        assert self.tokens is not None
+        url = f"{self.installation.url}/{kebab_case(action)}"
+        token = self.tokens.token()  # grant failures are counted as oauth_token, not as this action
+        try:
+            return self._exchange(action, url, form, {**_BEARER_HEADERS, "Authorization": f"Bearer {token}"})
+        except AuthError as exc:
+            if exc.status != 401 or not self.tokens.renew(token):
+                raise
+        token = self.tokens.token()
+        return self._exchange(action, url, form, {**_BEARER_HEADERS, "Authorization": f"Bearer {token}"})
+
+    def _exchange(self, action: str, url: str, data: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, Any]:
+        """One HTTP request, counted under `action` with its failure reason."""
+        try:
+            status, body, retry_after = self._post(action, url, data, headers)
             result = classify(action, status, body, retry_after)
         except WhmcsError as exc:
             self.stats.record(action, exc.reason)
-            raise _scrubbed(exc, secrets) from None
+            raise
         self.stats.record(action, None)
         return result
 

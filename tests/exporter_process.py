@@ -85,6 +85,7 @@ class ExporterProcess:
 
     def wait_for(self, predicate, timeout: float = 20.0, interval: float = 0.1) -> Samples:
         """Scrape until `predicate(samples)` is true; every scrape must answer 200."""
+        self.wait_ready(timeout, path="/healthz")
         deadline = time.monotonic() + timeout
         samples = self.scrape()
         while not predicate(samples):
