@@ -8,6 +8,7 @@ from exporter.config import COLLECTORS, InstallationConfig
 from exporter.views.base import View
 from exporter.views.counts import CountsView
 from exporter.views.departments import DepartmentsView
+from exporter.views.first_response import FirstResponseView
 from exporter.views.oldest_awaiting import OldestAwaitingView
 from exporter.views.priorities import PrioritiesView
 from exporter.views.wait_distribution import WaitDistributionView
@@ -18,6 +19,7 @@ FACTORIES: dict[str, Callable[[InstallationConfig], View]] = {
     "departments": lambda inst: DepartmentsView(),
     "wait_distribution": lambda inst: WaitDistributionView(),
     "priorities": lambda inst: PrioritiesView(),
+    "first_response": lambda inst: FirstResponseView(inst),
 }
 
 

@@ -1,0 +1,481 @@
+"""The first-response view: pure reply parsing, the cache and its call costs, and exactness against the simulator.
+
+Cost tests call the simulator's API functions in-process through the real `classify()`, so they count
+calls without HTTP; the week-of-traffic test goes over HTTP with the real `WhmcsClient`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import random
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from exporter.client import WhmcsClient, classify
+from exporter.config import InstallationConfig, Secret
+from exporter.errors import ConnectionFailed, WhmcsError
+from exporter.families import FamilySink
+from exporter.simulator import Simulator, World
+from exporter.simulator.api import handle, to_json
+from exporter.views.base import PollContext
+from exporter.views.first_response import PAGE_SIZE, FirstResponsePart, FirstResponseView
+from exporter.views.replies import first_staff_reply, next_start, parse_ticket_replies, summarise
+from exporter.views.ticket_list import Page, TicketRow
+
+NOW = 1_700_000_000  # 2023-11-14: no DST change within a week either side in Chicago
+ZONE_NAME = "America/Chicago"
+ZONE = ZoneInfo(ZONE_NAME)
+DAY = 86400.0
+
+
+def local(epoch: float, zone: ZoneInfo = ZONE) -> str:
+    return dt.datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def reply(replyid: Any, when: float, admin: Any = "") -> dict[str, Any]:
+    return {"replyid": replyid, "date": local(when), "admin": admin, "message": "..."}
+
+
+# ---- pure: reading GetTicket ------------------------------------------------------------------------
+
+def answer(replies: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"result": "success", "ticketid": "7", "tid": "123456", "date": local(NOW), "lastreply": local(NOW),
+            "replies": {"reply": replies}, **extra}
+
+
+def test_staff_opened_ticket_is_not_a_response():
+    got = parse_ticket_replies(answer([reply("0", NOW, "Alice"), reply("1", NOW + 60), reply("2", NOW + 600, "Bob")]),
+                               ZONE)
+    assert got.first_staff_reply == NOW + 600
+    only_opening = parse_ticket_replies(answer([reply("0", NOW, "Alice"), reply("1", NOW + 60)]), ZONE)
+    assert only_opening.first_staff_reply is None
+
+
+def test_notes_are_never_responses():
+    got = parse_ticket_replies(answer([reply("0", NOW), reply("1", NOW + 60)],
+                                      notes={"note": [{"noteid": "1", "date": local(NOW + 30),
+                                                       "message": "internal", "admin": "Alice"}]}), ZONE)
+    assert got.first_staff_reply is None
+    # A gateway that mixed notes into replies still does not turn them into responses.
+    mixed = parse_ticket_replies(answer([reply("0", NOW), {"noteid": "1", "date": local(NOW + 30), "admin": "A"},
+                                         reply("1", NOW + 90, "Bob")]), ZONE)
+    assert mixed.first_staff_reply == NOW + 90
+
+
+def test_descending_and_shuffled_replies_are_sorted():
+    replies = [reply("3", NOW + 900, "Bob"), reply("2", NOW + 300, "Alice"), reply("1", NOW + 100), reply("0", NOW)]
+    assert parse_ticket_replies(answer(replies), ZONE).first_staff_reply == NOW + 300
+    random.Random(4).shuffle(replies)
+    assert parse_ticket_replies(answer(replies), ZONE).first_staff_reply == NOW + 300
+
+
+def test_same_second_replies_use_replyid():
+    replies = [reply(2, NOW + 5, "Bob"), reply(1, NOW + 5), reply(0, NOW + 5)]
+    assert parse_ticket_replies(answer(replies), ZONE).first_staff_reply == NOW + 5
+    assert first_staff_reply([]) is None
+
+
+def test_no_staff_reply_and_blank_admin():
+    got = parse_ticket_replies(answer([reply("0", NOW), reply("1", NOW + 60, "  "), reply("2", NOW + 70, None)]),
+                               ZONE)
+    assert got.first_staff_reply is None
+
+
+def test_ints_strings_and_ticketnum():
+    raw = {"result": "success", "ticketid": 42, "ticketnum": 654321, "date": local(NOW),
+           "lastreply": local(NOW + 100), "replies": {"reply": [reply(0, NOW), reply(1, NOW + 100, "Alice")]}}
+    got = parse_ticket_replies(raw, ZONE)
+    assert (got.id, got.tid, got.opened, got.lastreply, got.first_staff_reply) == \
+        (42, "654321", NOW, NOW + 100, NOW + 100)
+    # A single reply object instead of a list (XML converters) and a missing replyid.
+    single = parse_ticket_replies({"ticketid": "9", "replies": {"reply": {"date": local(NOW), "admin": ""}}}, ZONE)
+    assert single.first_staff_reply is None and single.opened is None
+
+
+def test_unreadable_answers_raise_value_error():
+    with pytest.raises(ValueError):
+        parse_ticket_replies(answer([{"replyid": "0", "date": "yesterday"}]), ZONE)
+    with pytest.raises(ValueError):
+        parse_ticket_replies({"ticketid": "x"}, ZONE)
+
+
+def test_local_time_in_a_non_utc_zone():
+    kolkata = ZoneInfo("Asia/Kolkata")
+    raw = {"ticketid": "1", "date": local(NOW, kolkata),
+           "replies": {"reply": [reply(0, NOW) | {"date": local(NOW, kolkata)},
+                                 reply(1, NOW) | {"date": local(NOW + 1800, kolkata), "admin": "A"}]}}
+    got = parse_ticket_replies(raw, kolkata)
+    assert got.first_staff_reply - got.opened == 1800 and got.opened == NOW
+
+
+def test_summarise_cumulative_buckets_and_coverage():
+    s = summarise([(0, True, 100), (0, True, 5000), (10, True, None), (50, True, None), (0, False, None)],
+                  now=1000, bounds=(900, 3600))
+    assert s.buckets == ((900, 1), (3600, 1), (math.inf, 2))
+    assert (s.total_seconds, s.without_staff_reply, s.oldest_without_staff_reply_age, s.coverage) == \
+        (5100, 2, 990, 0.8)
+    empty = summarise([], now=1000, bounds=(900,))
+    assert empty.coverage == 1.0 and empty.oldest_without_staff_reply_age == 0 and empty.buckets[-1][1] == 0
+
+
+def test_next_start_rereads_the_last_tie_run():
+    def row(i: int, last: float) -> TicketRow:
+        return TicketRow(i, str(i), 1, "Open", "Low", last, last)
+    page = Page(total=100, start=10, tickets=tuple(row(i, t) for i, t in enumerate([9, 8, 7, 5, 5, 5])))
+    assert next_start(page, overlap=0) == 13  # the run of three 5s starts at position 13
+    assert next_start(page, overlap=2) == 11
+    ties = Page(total=100, start=0, tickets=tuple(row(i, 5) for i in range(4)))
+    assert next_start(ties, overlap=2) == 1  # never stalls
+
+
+# ---- the view against an in-memory WHMCS ------------------------------------------------------------
+
+class Clock:
+    def __init__(self, t: float = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class MemoryClient:
+    """The simulator's action functions called in-process, answers decoded by the real classify()."""
+
+    def __init__(self, world: World, ticketnum: bool = False) -> None:
+        self.world = world
+        self.ticketnum = ticketnum
+        self.calls: Counter[str] = Counter()
+        self.before: Callable[[str, dict[str, str], int], None] | None = None
+
+    def call(self, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        sent = {k: str(v) for k, v in (params or {}).items()}
+        self.calls[action] += 1
+        if self.before is not None:
+            self.before(action, sent, self.calls[action])
+        status, body = handle(self.world, action, sent, self.ticketnum)
+        return classify(action, status, to_json(body))
+
+
+def installation(**kw: Any) -> InstallationConfig:
+    return InstallationConfig(name="desk", url="http://whmcs.example", identifier=Secret("i"), secret=Secret("s"),
+                              timezone=ZONE_NAME, **kw)
+
+
+def poll(view: FirstResponseView, client: Any, inst: InstallationConfig, now: float) -> FirstResponsePart:
+    return view.poll(PollContext(client=client, now=now, installation=inst))
+
+
+def assert_truth(part: FirstResponsePart, world: World, inst: InstallationConfig, now: float) -> None:
+    assert part.coverage == 1.0
+    truth = world.truth(now, buckets=inst.buckets, response_window=inst.response_window)["first_response"]
+    assert [c for _, c in part.buckets[:-1]] == [truth["buckets"][b] for b in inst.buckets]
+    assert part.buckets[-1] == (math.inf, truth["count"])
+    assert part.total_seconds == truth["sum"]
+    assert part.without_staff_reply == truth["without_staff_reply"]
+    assert part.oldest_without_staff_reply_age == truth["oldest_without_staff_reply_age"]
+
+
+def desk(clock: Clock, tickets: int = 600, seed: int = 3) -> World:
+    return World.generate(seed=seed, tickets=tickets, now=clock.t, tz=ZONE_NAME, clock=clock)
+
+
+def warm(view: FirstResponseView, client: MemoryClient, inst: InstallationConfig, clock: Clock,
+         limit: int = 50) -> FirstResponsePart:
+    for _ in range(limit):
+        part = poll(view, client, inst, clock.t)
+        if part.coverage == 1.0:
+            return part
+        clock.t += 60
+    raise AssertionError("coverage never reached 1")
+
+
+def test_first_poll_pages_the_window_head_only_then_one_page_per_poll():
+    clock = Clock()
+    world = desk(clock, tickets=1500)
+    client, inst = MemoryClient(world), installation()
+    view = FirstResponseView(inst)
+    part = poll(view, client, inst, clock.t)
+    head = sum(1 for t in world.live_tickets() if t.lastreply >= clock.t - inst.response_window)
+    assert client.calls["GetTickets"] == math.ceil(head / PAGE_SIZE)  # not the 1500-ticket list
+    assert client.calls["GetTicket"] == 50 and 0 < part.coverage < 1
+    part = warm(view, client, inst, clock)
+    assert_truth(part, world, inst, clock.t)
+    client.calls.clear()
+    clock.t += 60
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert client.calls == Counter({"GetTickets": 1})  # nothing moved: one page, no GetTicket
+
+
+def test_budget_limits_get_ticket_calls_oldest_first():
+    clock = Clock()
+    world = desk(clock)
+    client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=10)
+    view = FirstResponseView(inst)
+    fetched: list[float] = []
+    client.before = lambda a, p, n: fetched.append(world.tickets[int(p["ticketid"])].date) if a == "GetTicket" \
+        else None
+    coverage = []
+    for _ in range(40):
+        client.calls.clear()
+        part = poll(view, client, inst, clock.t)
+        assert client.calls["GetTicket"] <= 10
+        coverage.append(part.coverage)
+        if part.coverage == 1.0:
+            break
+    assert coverage == sorted(coverage) and coverage[-1] == 1.0 and len(coverage) > 3
+    assert fetched[:10] == sorted(fetched[:10]) and fetched[9] <= min(fetched[10:20])
+    assert_truth(part, world, inst, clock.t)
+
+
+def test_cache_refetches_only_unanswered_tickets_whose_lastreply_moved():
+    clock = Clock()
+    world = desk(clock, tickets=300)
+    client, inst = MemoryClient(world, ticketnum=True), installation()
+    view = FirstResponseView(inst)
+    warm(view, client, inst, clock)
+    answered = next(i for i, t in view.tickets.items() if t.first_staff_reply is not None)
+    clock.t += 300
+    fresh = world.add_ticket(subject="new", at=clock.t)  # lastreply == date: known without a call
+    world.customer_reply(answered, at=clock.t)  # its first response is cached: no call
+    client.calls.clear()
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert client.calls == Counter({"GetTickets": 1})
+    clock.t += 300
+    world.customer_reply(fresh.id, at=clock.t)  # still unanswered and it moved: one call
+    client.calls.clear()
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert client.calls["GetTicket"] == 1
+    clock.t += 300
+    world.staff_reply(fresh.id, at=clock.t)
+    client.calls.clear()
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert client.calls["GetTicket"] == 1 and view.tickets[fresh.id].first_staff_reply == clock.t
+    clock.t += 300
+    world.customer_reply(fresh.id, at=clock.t)
+    client.calls.clear()
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert client.calls["GetTicket"] == 0
+
+
+def test_staff_opened_ticket_waits_for_a_real_response():
+    clock = Clock()
+    world = World(seed=1, tz=ZONE_NAME, clock=clock)
+    client, inst = MemoryClient(world), installation()
+    view = FirstResponseView(inst)
+    t = world.add_ticket(admin="Alice", at=clock.t - 3600)
+    world.customer_reply(t.id, at=clock.t - 1800)
+    world.add_note(t.id, "called the customer", at=clock.t - 1700)
+    part = poll(view, client, inst, clock.t)
+    assert (part.without_staff_reply, part.oldest_without_staff_reply_age, part.buckets[-1][1]) == (1, 3600, 0)
+    world.staff_reply(t.id, at=clock.t + 60)
+    part = poll(view, client, inst, clock.t + 120)
+    assert part.without_staff_reply == 0 and part.total_seconds == 3660
+
+
+def test_ticket_gone_between_calls_is_dropped_not_an_error():
+    clock = Clock()
+    world = World(seed=1, tz=ZONE_NAME, clock=clock)
+    client, inst = MemoryClient(world), installation()
+    view = FirstResponseView(inst)
+    a, b = world.add_ticket(at=clock.t - 900), world.add_ticket(at=clock.t - 800)
+    for t in (a, b):
+        world.customer_reply(t.id, at=clock.t - 100)
+
+    def merge_a(action: str, params: dict[str, str], n: int) -> None:
+        if action == "GetTicket" and n == 1:
+            world.merge(a.id, b.id)
+    client.before = merge_a
+    part = poll(view, client, inst, clock.t)
+    assert set(view.tickets) == {b.id} and part.coverage == 1.0 and part.without_staff_reply == 1
+    assert_truth(part, world, inst, clock.t)
+
+
+def test_failure_mid_poll_keeps_what_completed():
+    clock = Clock()
+    world = desk(clock, tickets=300)
+    client, inst = MemoryClient(world), installation()
+    view = FirstResponseView(inst)
+
+    def fail_third(action: str, params: dict[str, str], n: int) -> None:
+        if action == "GetTicket" and n == 3:
+            raise ConnectionFailed("GetTicket", "connection reset")
+    client.before = fail_third
+    with pytest.raises(WhmcsError):
+        poll(view, client, inst, clock.t)
+    assert sum(1 for t in view.tickets.values() if t.read_at is not None and t.first_staff_reply is not None) >= 1
+    assert sum(1 for t in view.tickets.values() if not t.needs_fetch) >= 2  # two answers were kept
+    client.before = None
+    clock.t += 60
+    assert_truth(warm(view, client, inst, clock), world, inst, clock.t)
+    # A head scan that fails on its first page changes nothing at all.
+    before = dict(view.tickets)
+    client.before = lambda a, p, n: (_ for _ in ()).throw(ConnectionFailed(a, "down"))
+    with pytest.raises(WhmcsError):
+        poll(view, client, inst, clock.t + 60)
+    assert view.tickets == before
+
+
+def test_tickets_leaving_the_window_are_evicted():
+    clock = Clock()
+    world = desk(clock, tickets=300)
+    client, inst = MemoryClient(world), installation(response_window=2 * DAY)
+    view = FirstResponseView(inst)
+    warm(view, client, inst, clock)
+    in_window = {t.id for t in world.live_tickets() if t.date >= clock.t - 2 * DAY}
+    assert set(view.tickets) == in_window
+    clock.t += DAY
+    part = poll(view, client, inst, clock.t)
+    assert set(view.tickets) == {t.id for t in world.live_tickets() if t.date >= clock.t - 2 * DAY}
+    assert len(view.tickets) < len(in_window)
+    assert_truth(part, world, inst, clock.t)
+    clock.t += 3 * DAY
+    part = poll(view, client, inst, clock.t)
+    assert view.tickets == {} and part.coverage == 1.0 and part.without_staff_reply == 0
+
+
+def test_merge_and_delete_are_noticed_by_totalresults_or_the_full_pass():
+    clock = Clock()
+    world = desk(clock, tickets=600)
+    client, inst = MemoryClient(world), installation()
+    view = FirstResponseView(inst, full_pass_interval=6 * 3600)
+    warm(view, client, inst, clock)
+    # Tickets that stay in the window for the test's 6 hours and lie below the incremental first page.
+    deep = sorted((t.lastreply for t in world.live_tickets()), reverse=True)[150]
+    victims = [i for i, t in view.tickets.items() if t.opened > clock.t - 5 * DAY and t.lastreply < deep]
+    clock.t += 60
+    world.merge(victims[0], victims[1])  # totalresults drops by one: a full pass at once
+    client.calls.clear()
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert victims[0] not in view.tickets and client.calls["GetTickets"] > 1
+    # A new ticket with its new id is expected, so a deletion hidden by it still shows in totalresults.
+    clock.t += 60
+    world.delete(victims[1])
+    world.add_ticket(at=clock.t)
+    client.calls.clear()
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert victims[1] not in view.tickets and client.calls["GetTickets"] > 1
+    # A deletion offset by an old ticket coming back (un-merged) leaves totalresults alone: the timed
+    # full pass finds both.
+    clock.t += 60
+    gone = victims[2]
+    world.delete(gone)
+    world.tickets[victims[0]].merged_into = None
+    world._bump()
+    client.calls.clear()
+    poll(view, client, inst, clock.t)
+    assert gone in view.tickets and victims[0] not in view.tickets and client.calls["GetTickets"] == 1
+    clock.t += 6 * 3600
+    client.calls.clear()
+    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert gone not in view.tickets and victims[0] in view.tickets and client.calls["GetTickets"] > 1
+
+
+# ---- a week of traffic against the simulator over HTTP ----------------------------------------------
+
+def traffic(world: World, rng: random.Random, now: float, events: int) -> None:
+    """`events` desk events between two polls: arrivals, replies both ways, closures, rare merges/deletes."""
+    for _ in range(events):
+        live = [t for t in world.live_tickets() if t.status != "Closed"]
+        roll = rng.random()
+        at = now - rng.randint(0, 200)
+        if roll < 0.3 or not live:
+            world.add_ticket(deptid=rng.randint(1, 5), at=at, admin="Alice" if rng.random() < 0.05 else "")
+        elif roll < 0.55:
+            world.customer_reply(rng.choice(live).id, at=at)
+        elif roll < 0.85:
+            world.staff_reply(rng.choice(live).id, admin=rng.choice(("Alice", "Bob")), at=at)
+        elif roll < 0.98:
+            world.close(rng.choice(live).id)
+        elif roll < 0.99:
+            a, b = rng.sample(live, 2) if len(live) > 1 else (live[0], live[0])
+            if a is not b:
+                world.merge(a.id, b.id)
+        else:
+            world.delete(rng.choice(live).id)
+
+
+def test_a_week_of_realistic_traffic_matches_the_truth():
+    clock = Clock()
+    world = desk(clock, tickets=600, seed=11)
+    rng = random.Random(5)
+    # A poll every 30 min (real polls are more frequent: the figures per poll then only shrink), 6 desk events
+    # between polls, about 3.3 of them new replies; a timed full pass every 6 polls.
+    interval, events = 1800.0, 6
+    with Simulator(world=world) as sim:
+        inst = InstallationConfig(**{**installation().__dict__, "url": sim.url,
+                                     "identifier": Secret(sim.identifier), "secret": Secret(sim.secret)})
+        client = WhmcsClient(inst)
+        view = FirstResponseView(inst, full_pass_interval=3 * 3600)
+        first: tuple[int, int] | None = None
+        warm_after = 0
+        incremental: list[tuple[int, int]] = []
+        full: list[tuple[int, int]] = []
+        matched = 0
+        for i in range(int(7 * DAY / interval)):
+            before = client.stats.totals()[0]
+            part = poll(view, client, inst, clock.t)
+            after = client.stats.totals()[0]
+            cost = (after.get("GetTickets", 0) - before.get("GetTickets", 0),
+                    after.get("GetTicket", 0) - before.get("GetTicket", 0))
+            assert cost[1] <= inst.max_ticket_fetches_per_poll
+            if first is None:
+                first = cost
+            if part.coverage < 1.0:
+                warm_after = i + 2
+            elif i:
+                (full if view.last_full_pass else incremental).append(cost)
+            if part.coverage == 1.0 and i % 12 == 0:
+                assert_truth(part, world, inst, clock.t)
+                matched += 1
+            clock.t += interval
+            traffic(world, rng, clock.t, events)
+        assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert matched >= 25 and first is not None
+
+    def mean(costs: list[tuple[int, int]], k: int) -> float:
+        return sum(c[k] for c in costs) / len(costs)
+    print(f"\nfirst poll: {first[0]} GetTickets + {first[1]} GetTicket (window of {len(view.tickets)} tickets), "
+          f"coverage 1 from poll {warm_after}; "
+          f"{events} events per poll: incremental polls ({len(incremental)}) {mean(incremental, 0):.2f} GetTickets + "
+          f"{mean(incremental, 1):.2f} GetTicket, full-pass polls ({len(full)}) {mean(full, 0):.2f} GetTickets + "
+          f"{mean(full, 1):.2f} GetTicket")
+    assert mean(incremental, 0) == 1 and mean(incremental, 1) <= events / 2
+    assert max(c[1] for c in incremental + full) < inst.max_ticket_fetches_per_poll
+
+
+# ---- exposition ------------------------------------------------------------------------------------
+
+def test_promtool_accepts_the_families():
+    clock = Clock()
+    world = desk(clock, tickets=300)
+    client, inst = MemoryClient(world), installation()
+    part = warm(FirstResponseView(inst), client, inst, clock)
+    sink = FamilySink(max_series=100)
+    part.families(sink)
+
+    class Families:
+        def collect(self):  # noqa: ANN202 - prometheus_client's collector protocol
+            return sink.families()
+
+    registry = CollectorRegistry()
+    registry.register(Families())
+    text = generate_latest(registry)
+    assert b'whmcs_ticket_first_response_seconds_bucket{le="+Inf",whmcs="desk"}' in text
+    assert b"whmcs_exporter_response_coverage_ratio" in text
+    promtool = shutil.which("promtool") or ("/usr/bin/promtool" if os.path.exists("/usr/bin/promtool") else None)
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is required in CI (Debian package prometheus)")
+        pytest.skip("promtool not installed")
+    done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
