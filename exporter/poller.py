@@ -146,7 +146,9 @@ class InstallationPoller:
     def _log_view_failure(self, view: str, exc: WhmcsError, previous: ViewState) -> None:
         if exc.aborts_poll:
             return  # logged once as the poll's failure, with advice
-        level = logging.WARNING if previous.success or previous.updated is None else logging.DEBUG
+        # Once per change: a view that keeps failing the same way (an action the installation lacks) must not
+        # repeat its warning every poll; the first failure, a new reason or a relapse after success is logged.
+        level = logging.WARNING if previous.success or previous.reason != exc.reason else logging.DEBUG
         hint = advice(exc)
         log.log(level, "whmcs=%s collector=%s failed: %s%s", self.installation.name, view, exc,
                  f" - {hint}" if hint else "")
