@@ -294,6 +294,8 @@ def _installation(raw: Mapping[str, Any], where: str, problems: list[str]) -> In
 
 def _check_credentials(values: dict[str, Any], where: str, problems: list[str]) -> None:
     if values.get("api_style") == "bearer":
+        if values.get("token") is not None and values.get("token_url"):
+            problems.append(f"{where}: set either token/token_file or token_url (OAuth2), not both")
         if values.get("token") is None and not values.get("token_url"):
             problems.append(f"{where}: bearer style needs token/token_file or token_url with OAuth2 credentials")
         if values.get("token_url"):

@@ -89,3 +89,38 @@ def test_support_statuses():
               "statuses": {"status": [{"title": "Open", "count": "4", "color": "#000"},
                                       {"title": "Closed", "count": 7}]}}
     assert parse_statuses(answer) == (("Closed", 7), ("Open", 4))
+
+
+class _GatewayWithoutCounts:
+    """A client whose installation lacks GetTicketCounts (a gateway answering 404)."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def call(self, action, params=None):
+        from exporter.errors import Unsupported
+
+        self.calls.append(action)
+        if action == "GetTicketCounts":
+            raise Unsupported(action, "not found", status=404)
+        if action == "GetSupportStatuses":
+            return {"result": "success", "statuses": {"status": [{"title": "Open", "count": "2"}]}}
+        total = 5 if params.get("status") == "All Active Tickets" else 2
+        return {"result": "success", "totalresults": total, "startnumber": 0, "numreturned": 0}
+
+
+def test_missing_counts_action_is_derived_and_not_asked_every_poll():
+    from exporter.config import InstallationConfig, Secret
+    from exporter.views.base import PollContext
+    from exporter.views.counts import RECHECK_UNSUPPORTED, CountsView
+
+    inst = InstallationConfig(name="g", url="https://g.example", identifier=Secret("i"), secret=Secret("s"))
+    client, view = _GatewayWithoutCounts(), CountsView()
+    part = view.poll(PollContext(client=client, now=1000.0, installation=inst))
+    assert (part.active, part.awaiting, part.flagged, part.by_status) == (5, 2, None, (("Open", 2),))
+    assert client.calls == ["GetTicketCounts", "GetSupportStatuses", "GetTickets", "GetTickets"]
+    client.calls.clear()
+    view.poll(PollContext(client=client, now=1060.0, installation=inst))
+    assert "GetTicketCounts" not in client.calls
+    view.poll(PollContext(client=client, now=1000.0 + RECHECK_UNSUPPORTED, installation=inst))
+    assert client.calls.count("GetTicketCounts") == 1

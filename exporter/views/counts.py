@@ -23,6 +23,8 @@ from exporter.views.ticket_list import ACTIVE, AWAITING, fetch_page
 
 log = logging.getLogger(__name__)
 
+RECHECK_UNSUPPORTED = 3600.0
+
 HELP_TICKETS = "Tickets per status, by status title (every configured status, zeros included)." + FROM_LAST_POLL
 HELP_ACTIVE = "Tickets in statuses shown as active (WHMCS allActive)." + FROM_LAST_POLL
 HELP_AWAITING = "Tickets in statuses that await a staff reply (WHMCS awaitingReply)." + FROM_LAST_POLL
@@ -101,16 +103,22 @@ class CountsView:
     def __init__(self) -> None:
         self._told_disabled = False
         self._told_filtered: tuple[int, ...] | None = None
+        # A gateway without GetTicketCounts is asked again only this often, not every poll.
+        self._unsupported_until: float | None = None
 
     def poll(self, ctx: PollContext) -> CountsPart:
         inst = ctx.installation
+        if self._unsupported_until is not None and ctx.now < self._unsupported_until:
+            return self._derive(ctx, None, "this installation's API has no GetTicketCounts")
         try:
             answer = ctx.client.call("GetTicketCounts", {
                 "ignoreDepartmentAssignments": flag(inst.ignore_department_assignments),
                 "includeCountsByStatus": "1",
             })
         except Unsupported:
+            self._unsupported_until = ctx.now + RECHECK_UNSUPPORTED
             return self._derive(ctx, None, "this installation's API has no GetTicketCounts")
+        self._unsupported_until = None
         try:
             part = parse_counts(inst.name, answer)
         except ValueError as exc:
@@ -123,7 +131,7 @@ class CountsView:
     def _derive(self, ctx: PollContext, part: CountsPart | None, why: str) -> CountsPart:
         if not self._told_disabled:
             log.warning("%s; whmcs=%s: deriving per-status, active and awaiting counts from "
-                        "GetSupportStatuses and GetTickets (2 more API calls per poll); "
+                        "GetSupportStatuses and GetTickets (2 or 3 API calls per poll); "
                         "whmcs_tickets_flagged is not exported", why, ctx.installation.name)
             self._told_disabled = True
         by_status = part.by_status if part and part.by_status else ()
