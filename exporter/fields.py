@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,9 @@ from zoneinfo import ZoneInfo
 MAX_COUNT = 10**12
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The exact shape strptime(_TIME_FORMAT) accepts from WHMCS; matched first so the fast fromisoformat (which
+# alone would also take other ISO forms) reads only these. strptime was ~35% of a 100k-ticket first poll.
+_TIME_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 def to_count(value: Any, field: str) -> int:
@@ -55,8 +59,12 @@ def parse_local_time(value: Any, tz: ZoneInfo, field: str) -> float:
     """
     if not isinstance(value, str):
         raise ValueError(f"{field} is not a date string")
+    stripped = value.strip()
     try:
-        naive = dt.datetime.strptime(value.strip(), _TIME_FORMAT)
+        if _TIME_SHAPE.fullmatch(stripped) and stripped.isascii():
+            naive = dt.datetime.fromisoformat(stripped)
+        else:
+            naive = dt.datetime.strptime(stripped, _TIME_FORMAT)
     except ValueError:
         raise ValueError(f"{field} is not a YYYY-MM-DD HH:MM:SS time: {value[:40]!r}") from None
     return naive.replace(tzinfo=tz).timestamp()

@@ -1,0 +1,296 @@
+"""Benchmark: the cost of watching WHMCS, measured against the simulator with the real exporter process.
+
+    python bench/bench.py [--quick] [--out bench-results/bench.json]
+
+Per desk size (100, 1,000, 10,000, 100,000 tickets; --quick: 100 and 10,000):
+- API calls per poll by action and by view (in-process attribution, bench_calls), and by action as the
+  simulator saw them from the real exporter process: the first poll, the next polls, and the warm steady
+  state of the first-response view at a stated ticket traffic;
+- poll wall time with 50 ms simulated WHMCS latency per call (real process: first and next poll;
+  in-process: warm steady poll);
+- /metrics latency under 1, 10 and 50 concurrent keep-alive scrapers against the real process and against
+  a static ThreadingHTTPServer serving a body of the same size (the baseline), in the same run;
+- peak (VmHWM) and steady (VmRSS) memory and CPU seconds per poll of the real process (/proc).
+Prints tables and writes everything as JSON for comparison across commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this file's directory comes first on sys.path and its name would shadow the bench package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from bench.bench_calls import measure  # noqa: E402
+from bench.bench_proc import PollWatch, cpu_seconds, memory_mb  # noqa: E402
+from bench.bench_world import ACTIVE_SHARE, AWAITING_SHARE, MIX, TZ, apply_traffic, make_world  # noqa: E402
+from exporter.simulator import Simulator  # noqa: E402
+from tests.exporter_process import ExporterProcess, Samples, write_config  # noqa: E402
+
+SIZES = (100, 1_000, 10_000, 100_000)
+QUICK_SIZES = (100, 10_000)
+LATENCY = 0.05
+CONCURRENCY = (1, 10, 50)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def exporter_config(directory: str, sim: Simulator, interval: str, timeout: str) -> str:
+    return write_config(directory, [{
+        "name": "bench", "url": sim.url, "api_identifier": sim.identifier, "api_secret": sim.secret,
+        "timezone": TZ, "poll_interval": interval, "timeout": timeout}])
+
+
+def load(url: str, concurrency: int, seconds: float) -> list[tuple[float, float]]:
+    out = subprocess.run([sys.executable, "-m", "bench.bench_load", url, str(concurrency), str(seconds)],
+                         cwd=ROOT, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    return [(float(a), float(b)) for a, b in json.loads(out.stdout)]
+
+
+def latency_stats(samples: list[tuple[float, float]], busy: list[tuple[float, float]] | None = None
+                  ) -> dict[str, Any]:
+    """p50/p99 in ms; with `busy` windows, also over scrapes that started outside every poll."""
+    lat = [b for _, b in samples]
+    out: dict[str, Any] = {"n": len(lat), "p50_ms": percentile(lat, 0.5) * 1e3, "p99_ms": percentile(lat, 0.99) * 1e3}
+    if busy is not None:
+        quiet = [b for a, b in samples if not any(lo <= a + b and a <= hi for lo, hi in busy)]
+        out.update(quiet_n=len(quiet), quiet_p50_ms=percentile(quiet, 0.5) * 1e3,
+                   quiet_p99_ms=percentile(quiet, 0.99) * 1e3)
+    return out
+
+
+def static_server(body_size: int, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bench_static", str(body_size), *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, f"http://127.0.0.1:{proc.stdout.readline().strip()}/metrics"
+
+
+def scrape_bench(url: str, body_size: int, watch: PollWatch, seconds: float) -> dict[str, Any]:
+    static, static_url = static_server(body_size)
+    fast, fast_url = static_server(body_size, "nodelay")
+    try:
+        results: dict[str, Any] = {"body_bytes": body_size}
+        for concurrency in CONCURRENCY:
+            ours = load(url, concurrency, seconds)
+            busy = [(lo, hi + 0.05) for lo, hi in watch.poll_windows()]
+            base = load(static_url, concurrency, seconds)
+            nodelay = load(fast_url, concurrency, seconds)
+            mine, theirs = latency_stats(ours, busy), latency_stats(base)
+            results[str(concurrency)] = {
+                "exporter": mine, "static": theirs, "static_nodelay": latency_stats(nodelay),
+                "p99_ratio": mine["p99_ms"] / theirs["p99_ms"],
+                "quiet_p99_ratio": mine["quiet_p99_ms"] / theirs["p99_ms"],
+            }
+        return results
+    finally:
+        for server in (static, fast):
+            server.terminate()
+            server.wait()
+
+
+def real_process(tickets: int, *, traffic: int, polls: int, scrape_seconds: float) -> dict[str, Any]:
+    """The exporter process against an unthrottled simulator: calls, CPU, memory, scrape latency."""
+    interval = 2.0 if tickets < 100_000 else 3.0
+    sim = Simulator(world=make_world(tickets, time.time())).start()
+    watch = PollWatch(sim)
+    rng = random.Random(5)
+    with tempfile.TemporaryDirectory() as directory:
+        config = exporter_config(directory, sim, f"{interval:g}s", f"{interval * 0.75:g}s")
+        with ExporterProcess(["--config.file", config, "--log.level", "warn"]) as proc:
+            pid = proc.proc.pid
+            proc.wait_ready(timeout=300)
+            watch.wait_polls(1, timeout=300)
+            after_first = {"cpu_s": cpu_seconds(pid), **memory_mb(pid)}
+            cpu0 = cpu_seconds(pid)
+            steady_actions = []
+            for j in range(polls):
+                apply_traffic(sim.world, rng, traffic, time.time())
+                watch.wait_polls(2 + j, timeout=interval * 3 + 60)
+                steady_actions.append(watch.actions_of_poll(1 + j))
+            cpu_per_poll = (cpu_seconds(pid) - cpu0) / polls
+            mem_steady = memory_mb(pid)
+            windows = watch.poll_windows()
+            body = requests.get(proc.base + "/metrics", timeout=10).content
+            scrapes = scrape_bench(proc.base + "/metrics", len(body), watch, scrape_seconds)
+            mem_end = memory_mb(pid)
+            first_actions = watch.actions_of_poll(0)
+            log_tail = proc.log()[-2000:]
+    sim.stop()
+    return {
+        "poll_interval": interval,
+        "first_poll": {"actions": first_actions,
+                       "cpu_s_incl_startup": after_first["cpu_s"], "VmHWM_mb": after_first["VmHWM"],
+                       "VmRSS_mb": after_first["VmRSS"]},
+        "next_polls": {"actions": steady_actions, "cpu_s_per_poll": cpu_per_poll,
+                       "sim_seconds": [round(hi - lo, 4) for lo, hi in windows[1:1 + polls]]},
+        "memory": {"after_polls_VmRSS_mb": mem_steady["VmRSS"], "peak_VmHWM_mb": mem_end["VmHWM"],
+                   "after_scrapes_VmRSS_mb": mem_end["VmRSS"]},
+        "scrape": scrapes,
+        "log_tail": log_tail if "error" in log_tail.lower() else "",
+    }
+
+
+def latency_process(tickets: int) -> dict[str, Any]:
+    """The exporter process against a simulator that answers every call after 50 ms: poll wall times."""
+    interval = 10.0 if tickets >= 100_000 else 6.0
+    sim = Simulator(world=make_world(tickets, time.time())).start()
+    sim.faults.set("slow", delay=LATENCY)
+    watch = PollWatch(sim)
+    polls: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as directory:
+        config = exporter_config(directory, sim, f"{interval:g}s", "5s")
+        with ExporterProcess(["--config.file", config, "--log.level", "warn"]) as proc:
+            proc.wait_ready(timeout=600)
+            for count in (1, 2):
+                watch.wait_polls(count, timeout=600, idle=0.5)
+                samples: Samples = proc.scrape()
+                polls.append({"seconds": samples.get("whmcs_exporter_poll_duration_seconds", whmcs="bench") or 0.0,
+                              "calls": samples.get("whmcs_exporter_poll_api_calls", whmcs="bench") or 0.0,
+                              "up": samples.get("whmcs_up", whmcs="bench") or 0.0})
+    sim.stop()
+    return {"poll_interval": interval, "latency_s": LATENCY, "first": polls[0], "next": polls[1]}
+
+
+def fmt_actions(actions: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in actions.items())
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = []
+    sizes = results["sizes"]
+    add = lines.append
+    add(f"traffic: {results['traffic_per_poll']} events per poll interval (new tickets, staff replies, customer "
+        f"replies); latency runs: {LATENCY * 1e3:g} ms per call")
+    add("")
+    add("API calls per poll (every view enabled)")
+    add("| tickets | first poll | next polls (first-response catch-up) | warm steady | steady: wait_distribution "
+        "| steady: other views | catch-up polls |")
+    add("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in sizes:
+        c = r["calls"]
+        steady = c["steady"][-1]
+        wd = steady["by_view"].get("wait_distribution", 0)
+        add(f"| {r['tickets']:,} | {c['first']['total']} | {c['second']['total']} | {steady['total']} | {wd} | "
+            f"{steady['total'] - wd} | {c['catch_up_polls']} |")
+    add("")
+    add("Warm steady poll by view (calls)")
+    views = list(sizes[0]["calls"]["steady"][-1]["by_view"])
+    add("| tickets | " + " | ".join(views) + " |")
+    add("| ---: |" + " ---: |" * len(views))
+    for r in sizes:
+        steady = r["calls"]["steady"][-1]["by_view"]
+        add(f"| {r['tickets']:,} | " + " | ".join(str(steady.get(v, 0)) for v in views) + " |")
+    add("")
+    add("Real process: calls by action as the simulator saw them")
+    add("| tickets | first poll | next poll |")
+    add("| ---: | --- | --- |")
+    for r in sizes:
+        p = r["process"]
+        add(f"| {r['tickets']:,} | {fmt_actions(p['first_poll']['actions'])} | "
+            f"{fmt_actions(p['next_polls']['actions'][-1])} |")
+    add("")
+    add(f"Poll wall time with {LATENCY * 1e3:g} ms per call")
+    add("| tickets | first poll (process) | next poll (process) | warm steady (in-process) "
+        "| warm steady calls x 50 ms |")
+    add("| ---: | ---: | ---: | ---: | ---: |")
+    for r in sizes:
+        lat = r.get("latency") or {}
+        steady = r["calls"]["steady"][-1]
+        first = lat.get("first", {})
+        nxt = lat.get("next", {})
+        add(f"| {r['tickets']:,} | {first.get('seconds', float('nan')):.2f} s ({first.get('calls', 0):.0f} calls) | "
+            f"{nxt.get('seconds', float('nan')):.2f} s ({nxt.get('calls', 0):.0f} calls) | {steady['seconds']:.2f} s | "
+            f"{steady['total'] * LATENCY:.2f} s |")
+    add("")
+    add("CPU and memory of the exporter process")
+    add("| tickets | first poll CPU (incl. start) | CPU per next poll | peak RSS (VmHWM) | RSS after polls | "
+        "RSS after scrapes |")
+    add("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in sizes:
+        p = r["process"]
+        add(f"| {r['tickets']:,} | {p['first_poll']['cpu_s_incl_startup']:.2f} s | "
+            f"{p['next_polls']['cpu_s_per_poll']:.3f} s | {p['memory']['peak_VmHWM_mb']:.1f} MB | "
+            f"{p['memory']['after_polls_VmRSS_mb']:.1f} MB | {p['memory']['after_scrapes_VmRSS_mb']:.1f} MB |")
+    add("")
+    add("/metrics latency, exporter vs static baseline of the same size (ms; ratio = exporter p99 / static p99;"
+        " quiet = scrapes that did not overlap a poll)")
+    add("| tickets | body | scrapers | exporter p50 | exporter p99 | quiet p99 | static p50 | static p99 | "
+        "p99 ratio | quiet p99 ratio | static+NODELAY p50 | p99 |")
+    add("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in sizes:
+        s = r["process"]["scrape"]
+        for conc in CONCURRENCY:
+            x = s[str(conc)]
+            e, b = x["exporter"], x["static"]
+            add(f"| {r['tickets']:,} | {s['body_bytes']:,} B | {conc} | {e['p50_ms']:.2f} | {e['p99_ms']:.2f} | "
+                f"{e['quiet_p99_ms']:.2f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {x['p99_ratio']:.2f} | "
+                f"{x['quiet_p99_ratio']:.2f} | {x['static_nodelay']['p50_ms']:.2f} | "
+                f"{x['static_nodelay']['p99_ms']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="sizes 100 and 10,000 only")
+    parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), help="e.g. 100,1000")
+    parser.add_argument("--out", default=str(ROOT / "bench-results" / "bench.json"), help="JSON results path")
+    parser.add_argument("--traffic", type=int, default=30, help="traffic events per poll interval (default 30)")
+    parser.add_argument("--polls", type=int, default=4, help="next polls measured per size (default 4)")
+    parser.add_argument("--scrape-seconds", type=float, default=2.0, help="per concurrency level and server")
+    parser.add_argument("--no-latency", action="store_true", help="skip the 50 ms latency runs")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
+    os.chdir(ROOT)
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=ROOT).stdout.strip(),
+        "dirty": bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                     text=True, cwd=ROOT).stdout.strip()),
+        "python": sys.version.split()[0], "cpus": os.cpu_count(), "traffic_per_poll": args.traffic,
+        "mix": MIX, "awaiting_share": AWAITING_SHARE, "active_share": ACTIVE_SHARE, "sizes": []}
+    from exporter.views.registry import FACTORIES
+    results["views"] = list(FACTORIES)
+    for tickets in sizes:
+        t0 = time.monotonic()
+        print(f"== {tickets:,} tickets", file=sys.stderr, flush=True)
+        entry: dict[str, Any] = {"tickets": tickets}
+        entry["calls"] = measure(tickets, now=time.time(), traffic=args.traffic, steady_polls=3,
+                                 steady_latency=LATENCY)
+        entry["process"] = real_process(tickets, traffic=args.traffic, polls=args.polls,
+                                        scrape_seconds=args.scrape_seconds)
+        if not args.no_latency:
+            entry["latency"] = latency_process(tickets)
+        entry["seconds"] = round(time.monotonic() - t0, 1)
+        results["sizes"].append(entry)
+        print(f"   done in {entry['seconds']} s", file=sys.stderr, flush=True)
+    results["seconds"] = round(time.monotonic() - started, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, sort_keys=False, default=float) + "\n", encoding="utf-8")
+    print(report(results))
+    print(f"\n{len(sizes)} sizes in {results['seconds']} s; JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""API calls per poll, attributed to views, measured in-process (InstallationPoller + Simulator over HTTP).
+
+The real exporter's client (`WhmcsClient`) and views run unchanged; a thin wrapper
+notes which view made each call. The poller's clock is fixed by the caller, so a
+seeded static world gives the same counts on every run (tests/test_bench_calls.py
+asserts them). The first-response view keeps a cache across polls; `warm_first_response`
+fills it in one go (straight against the world, no HTTP) so that the steady state
+after its catch-up phase can be measured without hundreds of polls.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.bench_world import TZ, apply_traffic, make_world
+from exporter.client import CallStats, WhmcsClient, classify
+from exporter.config import InstallationConfig, Secret
+from exporter.poller import InstallationPoller
+from exporter.simulator import Simulator, World
+from exporter.simulator import api as sim_api
+from exporter.snapshot import Part, SnapshotStore
+from exporter.views.base import PollContext, View
+from exporter.views.registry import build_views
+
+NAME = "bench"
+
+
+class TaggingClient:
+    """A `WhmcsClient` that counts each call under (view, action); `view` is set by `TaggedView`."""
+
+    def __init__(self, inner: WhmcsClient) -> None:
+        self.inner = inner
+        self.stats = inner.stats
+        self.view = "-"
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self.calls[(self.view, action)] += 1
+        return self.inner.call(action, params)
+
+    def credentials(self) -> dict[str, str]:
+        return self.inner.credentials()
+
+
+class TaggedView:
+    """Runs a view with the tagging client told which view is calling."""
+
+    def __init__(self, view: View, client: TaggingClient) -> None:
+        self.view = view
+        self.name = view.name
+        self.client = client
+
+    def poll(self, ctx: PollContext) -> Part:
+        self.client.view = self.name
+        try:
+            return self.view.poll(ctx)
+        finally:
+            self.client.view = "-"
+
+
+class DirectClient:
+    """Answers calls from the simulator's API code without HTTP (used only to warm caches quickly)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.stats = CallStats()
+
+    def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        form = {k: str(v) for k, v in (params or {}).items()}
+        status, body = sim_api.handle(self.world, action, {"action": action, **form})
+        return classify(action, status, sim_api.to_json(body))
+
+
+@dataclass
+class PollCalls:
+    """One poll: calls by view and action, and how long it took in this process."""
+
+    by_view: dict[str, dict[str, int]]
+    seconds: float
+    ok: bool
+    first_response_due: int = 0  # tickets whose replies the first-response view still has to read
+
+    @property
+    def total(self) -> int:
+        return sum(sum(actions.values()) for actions in self.by_view.values())
+
+    def by_action(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for actions in self.by_view.values():
+            out.update(actions)
+        return dict(sorted(out.items()))
+
+    def view_totals(self) -> dict[str, int]:
+        return {view: sum(actions.values()) for view, actions in self.by_view.items()}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"total": self.total, "by_action": self.by_action(), "by_view": self.view_totals(),
+                "by_view_action": self.by_view, "seconds": round(self.seconds, 4), "ok": self.ok,
+                "first_response_due": self.first_response_due}
+
+
+def installation(sim: Simulator, **extra: Any) -> InstallationConfig:
+    """Every view enabled, default limits; only the timeout is generous (the first 100k poll pages a lot)."""
+    return InstallationConfig(name=NAME, url=sim.url, identifier=Secret(inline=sim.identifier),
+                              secret=Secret(inline=sim.secret), timezone=TZ, timeout=30.0, **extra)
+
+
+@dataclass
+class Bench:
+    """A simulator, a poller with every registered view and a clock the caller moves."""
+
+    sim: Simulator
+    inst: InstallationConfig
+    client: TaggingClient
+    poller: InstallationPoller
+    views: list[View]
+    now: float
+    rng: random.Random = field(default_factory=lambda: random.Random(99))
+
+    @classmethod
+    def start(cls, tickets: int, now: float) -> Bench:
+        sim = Simulator(world=make_world(tickets, now)).start()
+        inst = installation(sim)
+        client = TaggingClient(WhmcsClient(inst))
+        views = build_views(inst)
+        tagged: list[View] = [TaggedView(v, client) for v in views]
+        bench = cls(sim=sim, inst=inst, client=client, poller=None, views=views, now=now)  # type: ignore[arg-type]
+        bench.poller = InstallationPoller(inst, SnapshotStore([NAME]), client=client,  # type: ignore[arg-type]
+                                          views=tagged, clock=lambda: bench.now)
+        return bench
+
+    def stop(self) -> None:
+        self.sim.stop()
+
+    def view_names(self) -> list[str]:
+        return [v.name for v in self.views]
+
+    def first_response(self) -> Any:
+        return next((v for v in self.views if v.name == "first_response"), None)
+
+    def poll(self) -> PollCalls:
+        self.client.calls.clear()
+        started = time.perf_counter()
+        snap = self.poller.poll_once()
+        seconds = time.perf_counter() - started
+        by_view: dict[str, dict[str, int]] = {name: {} for name in self.view_names()}
+        for (view, action), n in sorted(self.client.calls.items()):
+            by_view.setdefault(view, {})[action] = n
+        fr = self.first_response()
+        due = sum(1 for t in fr.tickets.values() if t.needs_fetch) if fr is not None else 0
+        return PollCalls(by_view, seconds, snap.up and all(s.success for s in snap.views.values()), due)
+
+    def traffic(self, events: int) -> None:
+        if events:
+            apply_traffic(self.sim.world, self.rng, events, self.now)
+
+    def warm_first_response(self) -> int:
+        """Read every due ticket's replies at once (no budget, no HTTP); returns how many were read."""
+        fr = self.first_response()
+        if fr is None:
+            return 0
+        budget, fr.budget = fr.budget, 10**9
+        try:
+            fr.poll(PollContext(client=DirectClient(self.sim.world), now=self.now, installation=self.inst))
+            return fr.last_fetches
+        finally:
+            fr.budget = budget
+
+
+def catch_up_polls(due: int, budget: int) -> int:
+    """Polls the first-response view needs to read `due` tickets at `budget` per poll."""
+    return math.ceil(due / budget) if budget else 0
+
+
+def measure(tickets: int, *, now: float, interval: float = 60.0, traffic: int = 0, steady_polls: int = 3,
+            steady_latency: float | None = None) -> dict[str, Any]:
+    """First poll, the next (catch-up) poll, and `steady_polls` polls after warming the first-response cache.
+
+    `traffic` events (new tickets, staff and customer replies) happen before every poll but the first.
+    With `steady_latency`, every simulated call of the steady polls is delayed that long, so their
+    `seconds` is the wall time of a warm poll against a WHMCS that answers in that time.
+    """
+    bench = Bench.start(tickets, now)
+    try:
+        first = bench.poll()
+        bench.now += interval
+        bench.traffic(traffic)
+        second = bench.poll()
+        budget = bench.inst.max_ticket_fetches_per_poll
+        result: dict[str, Any] = {
+            "tickets": tickets, "traffic_per_poll": traffic, "interval": interval, "budget": budget,
+            "first": first.as_json(), "second": second.as_json(),
+            # polls until the first-response cache has read every ticket of the window, at the default budget
+            "catch_up_polls": 1 + catch_up_polls(first.first_response_due, budget),
+            "warmed_tickets": bench.warm_first_response(),
+        }
+        if steady_latency:
+            bench.sim.faults.set("slow", delay=steady_latency)
+        steady = []
+        for _ in range(steady_polls):
+            bench.now += interval
+            bench.traffic(traffic)
+            steady.append(bench.poll().as_json())
+        result["steady"] = steady
+        result["steady_latency"] = steady_latency
+        return result
+    finally:
+        bench.stop()
