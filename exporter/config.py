@@ -266,8 +266,8 @@ def _installation(raw: Mapping[str, Any], where: str, problems: list[str]) -> In
                 problems.append(f"{where}.{key}: {exc}")
     if "max_age" not in values:
         values["max_age"] = 3 * values.get("poll_interval", 60.0)
-    if values.get("timeout", 10.0) >= values.get("poll_interval", 60.0):
-        problems.append(f"{where}.timeout: must be shorter than poll_interval")
+    # No rule tying timeout to poll_interval: an overrunning poll delays the next one (polls never pile
+    # up, see backoff.next_poll_time), so a timeout above a very short interval is safe.
 
     for key in ("tls_verify", "ignore_department_assignments"):
         if key in raw:

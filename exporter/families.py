@@ -9,6 +9,7 @@ dropped instead of letting a runaway label set blow up the scrape.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
@@ -16,9 +17,13 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 FROM_LAST_POLL = " Value from the exporter's last successful poll of WHMCS."
 
 
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
 def label_value(value: str) -> str:
-    """Label values pass through as text; only NUL (which breaks some parsers downstream) is replaced."""
-    return value.replace("\x00", "\ufffd")
+    """Label values pass through as text; NUL (which breaks some parsers downstream) and lone surrogates
+    (which JSON's \\uXXXX escapes can carry but UTF-8 cannot encode: one would fail every scrape) become U+FFFD."""
+    return _UNSAFE.sub("\ufffd", value)
 
 
 class FamilySink:

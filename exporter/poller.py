@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from exporter.backoff import jitter_for, next_poll_time, pause_after
 from exporter.client import CallStats, WhmcsClient
+from exporter.client import _scrubbed as scrub_secrets
 from exporter.config import InstallationConfig
 from exporter.errors import ShapeError, WhmcsError
 from exporter.hints import advice
@@ -83,6 +84,7 @@ class InstallationPoller:
             except WhmcsError as exc:
                 if isinstance(exc, ShapeError):
                     self.stats.record_failure(exc.action, exc.reason)
+                    exc = self._scrubbed(exc)  # raised by a view quoting an answer: the client never saw it
                 views[view.name] = replace(previous, success=False, reason=exc.reason, error=str(exc))
                 self._log_view_failure(view.name, exc, previous)
                 if exc.aborts_poll:
@@ -107,7 +109,8 @@ class InstallationPoller:
                                 max_backoff=self.installation.max_backoff,
                                 overload_streak=self._overload_streak, rng=self.rng)
             if pause is not None:
-                backoff_reason, backoff_until = pause.reason, now + pause.seconds
+                # Counted from the failed answer, not from the poll's start: Retry-After means "after this answer".
+                backoff_reason, backoff_until = pause.reason, self.clock() + pause.seconds
                 self._auth_fingerprint = credential_fingerprint(self.client) if pause.reason == "auth" else None
                 self._log_pause(fatal, pause.seconds)
             else:
@@ -136,6 +139,14 @@ class InstallationPoller:
         )
         self.store.put(self.snapshot)
         return self.snapshot
+
+    def _scrubbed(self, exc: WhmcsError) -> WhmcsError:
+        """A view's error quotes field values; an answer echoing the request must not put a secret in the log."""
+        try:
+            secrets = self.client.secret_values(self.client.credentials())
+        except (OSError, AttributeError):  # a secret file went missing; a test double without credentials
+            return exc
+        return scrub_secrets(exc, secrets)
 
     def _credentials_changed(self) -> bool:
         if self.snapshot.backoff_reason != "auth":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,10 @@ from exporter.snapshot import SnapshotStore
 log = logging.getLogger(__name__)
 
 
+# A client gets this long to complete the TLS handshake, in its own thread (see finish_request).
+HANDSHAKE_TIMEOUT = 10.0
+
+
 class ExporterHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -38,6 +43,27 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Runs in the connection's thread: do the TLS handshake here, never in the accept loop.
+
+        With TLS the listening socket is wrapped with do_handshake_on_connect=False
+        (web_config.socket_wrapper), so accept() returns at once and a slow or
+        silent client only ever holds its own thread, for HANDSHAKE_TIMEOUT at most.
+        """
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(HANDSHAKE_TIMEOUT)
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError) as exc:  # socket.timeout is an OSError
+                log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+                return
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr for every dropped connection; keep the log one-line.
+        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
 
 
 class Handler(BaseHTTPRequestHandler):
