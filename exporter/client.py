@@ -251,7 +251,7 @@ class WhmcsClient:
                 secrets = self.secret_values(self.credentials())
             except OSError:
                 secrets = self.secret_values({})
-            raise _scrubbed(exc, secrets) from None
+            raise scrub_secrets(exc, secrets) from None
 
     def _call_whmcs(self, action: str, form: dict[str, str]) -> dict[str, Any]:
         try:
@@ -336,7 +336,7 @@ def _connection_message(exc: requests.exceptions.RequestException) -> str:
     return f"connection failed: {_root_cause(exc)}"
 
 
-def _scrubbed(exc: WhmcsError, secrets: list[str]) -> WhmcsError:
+def scrub_secrets(exc: WhmcsError, secrets: list[str]) -> WhmcsError:
     """Defence in depth: a WAF or debug page may echo the request; never let a secret through."""
     for secret in secrets:
         if len(secret) >= 4 and secret in exc.message:

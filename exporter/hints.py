@@ -35,7 +35,7 @@ def advice(error: WhmcsError) -> str:
     if error.reason == "auth":
         return "check the credentials and the API IP allow-list"
     if error.reason == "timeout":
-        return "WHMCS answered too slowly: check its load, or raise timeout (below poll_interval)"
+        return "WHMCS answered too slowly: check its load, or raise timeout"
     if error.reason == "connection":
         return "check url and that this host can reach WHMCS"
     if error.reason == "invalid_response":

@@ -20,8 +20,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from exporter.backoff import jitter_for, next_poll_time, pause_after
-from exporter.client import CallStats, WhmcsClient
-from exporter.client import _scrubbed as scrub_secrets
+from exporter.client import CallStats, WhmcsClient, scrub_secrets
 from exporter.config import InstallationConfig
 from exporter.errors import ShapeError, WhmcsError
 from exporter.hints import advice
@@ -30,6 +29,9 @@ from exporter.views.base import PollContext, View
 from exporter.views.registry import build_views
 
 log = logging.getLogger(__name__)
+
+# While the same failure lasts, it is logged at warning level this often (seconds), at debug level between.
+REPEAT_WARNING = 600.0
 
 
 def credential_fingerprint(client: WhmcsClient) -> str | None:
@@ -55,6 +57,7 @@ class InstallationPoller:
         self.snapshot = InstallationSnapshot(name=installation.name, max_age=installation.max_age)
         self._overload_streak = 0
         self._auth_fingerprint: str | None = None
+        self._last_warning: tuple[str, float] | None = None  # (message, monotonic time) of the last one logged
         store.put(self.snapshot)
 
     # -- one poll -----------------------------------------------------------------------------------
@@ -114,12 +117,13 @@ class InstallationPoller:
                 self._auth_fingerprint = credential_fingerprint(self.client) if pause.reason == "auth" else None
                 self._log_pause(fatal, pause.seconds)
             else:
-                hint = advice(fatal)
-                log.warning("whmcs=%s: poll failed: %s%s", snap.name, fatal, f" - {hint}" if hint else "")
+                self._log_poll_failure(fatal)
         else:
             self._overload_streak = 0
         if up and not snap.up and snap.polls:
             log.info("whmcs=%s: poll succeeded again", snap.name)
+        if up:
+            self._last_warning = None
 
         self.snapshot = replace(
             snap,
@@ -163,6 +167,18 @@ class InstallationPoller:
         hint = advice(exc)
         log.log(level, "whmcs=%s collector=%s failed: %s%s", self.installation.name, view, exc,
                  f" - {hint}" if hint else "")
+
+    def _log_poll_failure(self, exc: WhmcsError) -> None:
+        """Warn when the failure is new, and again every REPEAT_WARNING seconds while it lasts; debug between:
+        an installation down for a day must stay visible in the log without a line every poll."""
+        text, now = str(exc), time.monotonic()
+        repeat = self._last_warning is not None and self._last_warning[0] == text \
+            and now - self._last_warning[1] < REPEAT_WARNING
+        if not repeat:
+            self._last_warning = (text, now)
+        hint = advice(exc)
+        log.log(logging.DEBUG if repeat else logging.WARNING, "whmcs=%s: poll failed: %s%s",
+                self.installation.name, exc, f" - {hint}" if hint else "")
 
     def _log_pause(self, exc: WhmcsError, seconds: float) -> None:
         hint = advice(exc)

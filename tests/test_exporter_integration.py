@@ -114,3 +114,15 @@ def test_wrong_credentials_one_login_per_backoff(world, tmp_path):
             # A corrected secret file is picked up without a restart, before the back-off ends.
             secret_file.write_text(sim.secret + "\n")
             exporter.wait_for(lambda s: s.get("whmcs_up", whmcs="main") == 1, timeout=5)
+
+
+def test_a_lasting_failure_is_warned_once_not_every_poll(world, tmp_path):
+    with Simulator(world=world) as sim:
+        config = write_config(str(tmp_path), [installation(sim, poll_interval="300ms", timeout="250ms")])
+        with ExporterProcess(["--config.file", config]) as exporter:
+            exporter.wait_for(lambda s: s.get("whmcs_up", whmcs="main") == 1)
+            sim.faults.set("http_error", status=502, body="<html><title>502 Bad Gateway</title></html>")
+            exporter.wait_for(lambda s: s.get("whmcs_exporter_poll_failures_total", whmcs="main") >= 5)
+            warnings = [line for line in exporter.log().splitlines() if "poll failed" in line]
+            assert len(warnings) == 1, warnings
+            assert "level=warn" in warnings[0] and "HTTP 502: 502 Bad Gateway" in warnings[0]
