@@ -148,20 +148,24 @@ def installation_from_env(env: Mapping[str, str]) -> dict[str, Any] | None:
     return raw
 
 
+def read_yaml(path: str, what: str = "config") -> Any:
+    """A YAML document, or ConfigError saying why the file cannot be used (never its content)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read {what}: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+
+
 def load(path: str | None, env: Mapping[str, str] | None = None) -> Config:
     """Read the config file (or, without one, the environment) and validate it."""
     env = os.environ if env is None else env
     if path is not None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                document = yaml.safe_load(handle)
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError([f"{path}: not valid YAML{where}"]) from None
-        return parse(document, source=path)
+        return parse(read_yaml(path), source=path)
     raw = installation_from_env(env)
     if raw is None:
         raise ConfigError(["no WHMCS configured: pass --config.file, set WHMCS_URL (and credentials), "

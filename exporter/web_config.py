@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bcrypt
-import yaml
 
-from exporter.config import ConfigError
+from exporter.config import ConfigError, read_yaml
 
 CLIENT_AUTH_TYPES = ("NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven",
                      "RequireAndVerifyClientCert")
@@ -173,16 +172,7 @@ class BasicAuth:
 
 def load_web_config(path: str) -> WebConfig:
     """Read and validate the web config. Raises ConfigError listing every problem."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read web config: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
-    return parse_web_config(document, source=path)
+    return parse_web_config(read_yaml(path, "web config"), source=path)
 
 
 def parse_web_config(document: Any, source: str = "web config") -> WebConfig:

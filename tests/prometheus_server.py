@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 
-from tests.exporter_process import free_port
+from tests.exporter_process import free_port, stop_process
 
 T = TypeVar("T")
 
@@ -197,13 +197,8 @@ class PrometheusServer:
             return handle.read()
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
         self.session.close()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.log_file.close()
