@@ -32,7 +32,10 @@ def poll_time(samples: Samples) -> float:
     return samples.get("whmcs_exporter_last_poll_success_timestamp_seconds", whmcs="main")
 
 
-def test_every_core_value_is_exact(world, tmp_path):
+@pytest.mark.parametrize("version", ["8.7", "7.8"])
+def test_every_core_value_is_exact(world, tmp_path, version):
+    # 7.8 sends totalresults as a string and lacks ticketid, deptname and the requestor fields.
+    world.version = version
     world.add_status("Über Prüfung", True, False)  # its key collides with "Überprüfung": one of them is lost
     with Simulator(world=world) as sim:
         config = write_config(str(tmp_path), [installation(sim)])
