@@ -12,11 +12,16 @@ Where the numbers come from (5 departments, each with awaiting tickets at both s
   at 100,000 (19,9xx awaiting) head + tail windows, then interpolation/bisection windows: 19 on the first
   poll, 18 once the clock moved 60 s (the boundaries fall elsewhere); bounded by distribution_max_calls=40.
 - priorities: 1 GetTickets (sample_limit tickets of the active list).
-- first_response: its head scan plus GetTicket per ticket whose replies it has not read, at most
-  max_ticket_fetches_per_poll=50 per poll. First poll: 1 page of 250 at 100 tickets, 305 pages at 100,000
-  (~54% of tickets were opened in the 7-day window), + 50 GetTicket. Next poll: 1 incremental page, +1 at
-  100,000 (its first page holds 100 rows, all newer than the previous scan's newest minus 300 s, as the
-  clock moved 60 s), + the remaining GetTicket: 1 at 100 tickets, 50 at 100,000 (catch-up: ~45,300 due).
+- first_response: at most MAX_LIST_PAGES_PER_POLL=8 GetTickets pages per poll (incremental head scan first,
+  the full pass over the 7-day window head gets the rest and continues on later polls), plus GetTicket per
+  ticket whose replies it has not read, at most max_ticket_fetches_per_poll=50 per poll.
+  100 tickets: first poll 1 page of 250 (the whole list: the full pass ends at once) + 50 GetTicket; next
+  poll 1 incremental page + the 1 remaining GetTicket.
+  100,000 tickets: the window head is ~76,000 rows (305 pages of 250; ~54% of tickets were opened in the
+  window). First poll: the full pass's first 8 pages (rows 0-1,972) + 50 GetTicket. Next poll: the head scan
+  takes 2 pages (its first page of 100 rows is all newer than the previous newest minus 300 s, as the clock
+  moved 60 s), the full pass the other 6 (cursor 1,973 -> 3,455), + 50 GetTicket (catch-up: ~45,300 due once
+  the window is listed, after ~50 polls).
 """
 
 from __future__ import annotations
@@ -39,10 +44,10 @@ EXPECTED = {
     100_000: (
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1, "GetTickets": 5}, "wait_distribution": {"GetTickets": 19},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 305}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}},
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1, "GetTickets": 5}, "wait_distribution": {"GetTickets": 18},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 2}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}},
     ),
 }
 

@@ -28,7 +28,14 @@ from exporter.families import FamilySink
 from exporter.simulator import Simulator, World
 from exporter.simulator.api import handle, to_json
 from exporter.views.base import PollContext
-from exporter.views.first_response import PAGE_SIZE, FirstResponsePart, FirstResponseView
+from exporter.views.first_response import (
+    FULL_PASS_INTERVAL,
+    MAX_LIST_PAGES_PER_POLL,
+    PAGE_SIZE,
+    FirstResponsePart,
+    FirstResponseView,
+    Tracked,
+)
 from exporter.views.replies import first_staff_reply, next_start, parse_ticket_replies, summarise
 from exporter.views.ticket_list import Page, TicketRow
 
@@ -378,6 +385,111 @@ def test_merge_and_delete_are_noticed_by_totalresults_or_the_full_pass():
     client.calls.clear()
     assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
     assert gone not in view.tickets and victims[0] in view.tickets and client.calls["GetTickets"] > 1
+
+
+# ---- the page budget: a full pass over several polls ------------------------------------------------
+
+def true_share(view: FirstResponseView, world: World, inst: InstallationConfig, now: float) -> float:
+    """The real share of the window's tickets whose replies the view knows."""
+    window = sum(1 for t in world.live_tickets() if t.date >= now - inst.response_window)
+    return sum(1 for t in view.tickets.values() if t.known) / window if window else 1.0
+
+
+def test_first_poll_at_a_large_desk_reads_a_bounded_number_of_pages():
+    clock = Clock()
+    world = desk(clock, tickets=4000)
+    client, inst = MemoryClient(world), installation()
+    head = sum(1 for t in world.live_tickets() if t.lastreply >= clock.t - inst.response_window)
+    assert head > MAX_LIST_PAGES_PER_POLL * PAGE_SIZE  # the window head does not fit one poll's pages
+    view = FirstResponseView(inst)
+    for i in range(3):
+        client.calls.clear()
+        part = poll(view, client, inst, clock.t)
+        assert client.calls["GetTickets"] <= MAX_LIST_PAGES_PER_POLL and client.calls["GetTicket"] <= 50
+        assert view.listing_complete is (i > 0)  # ~13 pages: listed by the second poll
+        # Honest while the window is not listed: below 1, and never above the real share.
+        assert 0 < part.coverage < 1 and part.coverage <= true_share(view, world, inst, clock.t)
+        clock.t += 60
+    with pytest.raises(ValueError):
+        FirstResponseView(inst, max_list_pages=1)
+
+
+def test_a_full_pass_spanning_several_polls_ends_exact():
+    clock = Clock()
+    world = desk(clock, tickets=4000)
+    client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=400)
+    view = FirstResponseView(inst, max_list_pages=3)
+    listed_after = None
+    for i in range(1, 60):
+        client.calls.clear()
+        part = poll(view, client, inst, clock.t)
+        assert client.calls["GetTickets"] <= 3
+        assert part.coverage <= true_share(view, world, inst, clock.t) + 1e-12
+        if listed_after is None and view.listing_complete:
+            listed_after = i
+        if not view.listing_complete:
+            assert part.coverage < 1
+        if part.coverage == 1.0:
+            break
+        clock.t += 60
+    assert listed_after is not None and listed_after >= 4  # the head (~12 pages) took several polls
+    assert_truth(part, world, inst, clock.t)
+    # The next timed pass runs over several polls again, each one head page + the pass's two.
+    clock.t += FULL_PASS_INTERVAL
+    passes = []
+    for _ in range(10):
+        client.calls.clear()
+        part = poll(view, client, inst, clock.t)
+        assert part.coverage == 1.0 and client.calls["GetTickets"] <= 3 and client.calls["GetTicket"] == 0
+        assert_truth(part, world, inst, clock.t)
+        passes.append(view.last_full_pass)
+        clock.t += 60
+    assert passes[:4] == [True] * 4 and passes[-1] is False
+
+
+def test_traffic_during_a_multi_poll_full_pass_is_counted():
+    clock = Clock()
+    world = desk(clock, tickets=4000, seed=8)
+    rng = random.Random(2)
+    client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=400)
+    view = FirstResponseView(inst, max_list_pages=3)
+    arrived = []
+    for i in range(5):  # the first full pass (~16 pages, 3 per poll) is still running throughout
+        poll(view, client, inst, clock.t)
+        assert not view.listing_complete
+        clock.t += 60
+        arrived.append(world.add_ticket(at=clock.t - 30).id)
+        world.customer_reply(arrived[-1], at=clock.t - 20)  # needs a GetTicket
+        traffic(world, rng, clock.t, 20)  # replies, closures, now and then a merge or a deletion
+        if i == 2:
+            deep = [t for t in world.live_tickets() if t.date >= clock.t - 3 * DAY and t.lastreply < clock.t - DAY]
+            world.merge(deep[0].id, deep[1].id)
+            world.delete(deep[2].id)
+    part = warm(view, client, inst, clock)
+    assert_truth(part, world, inst, clock.t)
+    assert all(i in view.tickets for i in arrived if world.tickets[i].merged_into is None)
+
+
+def test_a_burst_over_the_head_pages_relists_the_window():
+    clock = Clock()
+    world = desk(clock, tickets=2000)
+    client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=1000)
+    view = FirstResponseView(inst, max_list_pages=3)
+    warm(view, client, inst, clock)
+    clock.t += 60
+    # More changed tickets than the head scan's two pages hold (e.g. the first poll after an outage).
+    for k, t in enumerate(sorted(world.live_tickets(), key=lambda t: -t.lastreply)[:700]):
+        world.customer_reply(t.id, at=clock.t - 30 - k)
+    client.calls.clear()
+    part = poll(view, client, inst, clock.t)
+    assert client.calls["GetTickets"] == 3 and part.coverage < 1 and not view.listing_complete
+    clock.t += 60
+    assert_truth(warm(view, client, inst, clock), world, inst, clock.t)
+
+
+def test_cached_state_is_compact():
+    assert not hasattr(Tracked(opened=1.0, lastreply=1.0), "__dict__")
+    assert not hasattr(TicketRow(1, "1", 1, "Open", "Low", 1.0, 1.0), "__dict__")
 
 
 # ---- a week of traffic against the simulator over HTTP ----------------------------------------------

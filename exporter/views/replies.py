@@ -107,6 +107,7 @@ class Summary:
     without_staff_reply: int
     oldest_without_staff_reply_age: float
     coverage: float
+    known: int = 0  # tickets whose replies are known (the histogram's population plus those without a reply)
 
 
 def summarise(tickets: Iterable[tuple[float, bool, float | None]], now: float,
@@ -139,4 +140,4 @@ def summarise(tickets: Iterable[tuple[float, bool, float | None]], now: float,
                 counts[i] += 1
     return Summary(buckets=tuple(zip(edges, counts)), total_seconds=total_seconds,
                    without_staff_reply=waiting, oldest_without_staff_reply_age=max(0.0, oldest),
-                   coverage=known / seen if seen else 1.0)
+                   coverage=known / seen if seen else 1.0, known=known)

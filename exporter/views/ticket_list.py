@@ -22,7 +22,7 @@ AWAITING = "Awaiting Reply"
 ACTIVE = "All Active Tickets"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TicketRow:
     id: int
     tid: str
