@@ -2,7 +2,7 @@
 
 Unit tests drive the view with the in-memory GetTickets of tests/fake_whmcs.py; integration tests use
 the simulator over HTTP with the real client. Every call count asserted here is a measured figure
-quoted in docs/backlog-views.md.
+quoted in the README (Backlog depth).
 """
 
 from __future__ import annotations

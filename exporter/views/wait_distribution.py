@@ -154,7 +154,7 @@ def integrate_ages(points: Sequence[tuple[int, float]], total: int, now: float) 
     In a gap the estimate is the mean of a straight line and of geometric growth (linear in log(wait),
     as in `interpolate`) between the known ages: a straight line across a wide gap overstates a long
     tail, geometric growth understates an even spread. Measured error: within ~5% on even spreads,
-    up to ~20% on long-tailed ones at 100,000 tickets (see docs/backlog-views.md).
+    up to ~20% on long-tailed ones at 100,000 tickets (see the README, Backlog depth).
     """
     ages = [(pos, max(0.0, now - lastreply)) for pos, lastreply in points if pos < total]
     if not ages:
