@@ -83,9 +83,3 @@ class SnapshotStore:
         current = self._snapshots
         return [current[name] for name in self._order if name in current]
 
-    def get(self, name: str) -> InstallationSnapshot | None:
-        return self._snapshots.get(name)
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._order)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -25,10 +24,6 @@ class PollContext:
     def zone(self) -> ZoneInfo:
         return self.installation.zone
 
-    @property
-    def labels(self) -> dict[str, str]:
-        return {"whmcs": self.installation.name}
-
     def tickets_params(self, **params: Any) -> dict[str, Any]:
         """GetTickets parameters with the department-assignment setting applied."""
         return {"ignore_dept_assignments": flag(self.installation.ignore_department_assignments), **params}
@@ -39,6 +34,3 @@ class View(Protocol):
 
     def poll(self, ctx: PollContext) -> Part: ...
 
-
-def whmcs_labels(name: str, **extra: str) -> Mapping[str, str]:
-    return {"whmcs": name, **extra}
