@@ -221,11 +221,12 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, ctype, auth_ok, failed, headers = sim.answer(ip, action, path, params, self.headers)
         if fault is not None and fault["kind"] == "truncated":
             body = body[: len(body) // 2]
+        # Logged before answering: a client that has its answer must find its call in the log.
         if fault is not None and fault["kind"] == "reset":
-            self._reset(None if fault.get("mode") == "empty" else body[: len(body) // 2])
-            return sim._log(ip, action, params, 0, auth_ok, failed)
-        self._send(status, body, ctype, headers)
+            sim._log(ip, action, params, 0, auth_ok, failed)
+            return self._reset(None if fault.get("mode") == "empty" else body[: len(body) // 2])
         sim._log(ip, action, params, status, auth_ok, failed)
+        self._send(status, body, ctype, headers)
 
     def _fault_answer(self, f: dict) -> int:
         kind = f["kind"]
