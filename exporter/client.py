@@ -107,8 +107,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def classify(action: str, status: int, body: bytes, retry_after: float | None = None) -> dict[str, Any]:
-    """Turn an HTTP status and body into the decoded success object or a typed error. Pure."""
+def classify(action: str, status: int, body: bytes, retry_after: float | None = None, *,
+             gateway: bool = False) -> dict[str, Any]:
+    """Turn an HTTP status and body into the decoded success object or a typed error. Pure.
+
+    On a bearer gateway (one URL per action) a 404 means the action is not offered: `Unsupported`, which
+    fails that view only. On api.php a 404 is a wrong URL or a proxy's page: an HTTP error that ends the poll.
+    """
     text = body.decode("utf-8", errors="replace")
     stripped = text.lstrip()
     message: str | None = None
@@ -116,7 +121,7 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
     if stripped.startswith(("{", "[")):
         try:
             document = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             if status < 400:
                 raise InvalidResponse(action, f"truncated or malformed JSON ({len(body)} bytes): "
                                       f"{_excerpt(stripped)}", status=status) from None
@@ -144,7 +149,7 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
             raise PermissionDenied(action, message, status=status)
         if status == 401 or any(m in lowered for m in _AUTH_MESSAGES):
             raise AuthError(action, message, status=status)
-        if status == 404 or any(m in lowered for m in _UNSUPPORTED_MESSAGES):
+        if (status == 404 and gateway) or any(m in lowered for m in _UNSUPPORTED_MESSAGES):
             raise Unsupported(action, message, status=status)
         if "not found" in lowered and status < 300:
             raise NotFound(action, message, status=status)
@@ -161,7 +166,7 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
         raise RateLimited(action, f"too many requests: {summary}", status=status, retry_after=retry_after)
     if status in (401, 403):
         raise AuthError(action, f"access refused: {summary}", status=status)
-    if status == 404:
+    if status == 404 and gateway:
         raise Unsupported(action, f"not found: {summary}", status=status)
     if status >= 300:
         raise HttpStatusError(action, summary, status=status, retry_after=retry_after, overloaded=overloaded)
@@ -278,7 +283,7 @@ class WhmcsClient:
         """One HTTP request, counted under `action` with its failure reason."""
         try:
             status, body, retry_after = self._post(action, url, data, headers)
-            result = classify(action, status, body, retry_after)
+            result = classify(action, status, body, retry_after, gateway=self.tokens is not None)
         except WhmcsError as exc:
             self.stats.record(action, exc.reason)
             raise
@@ -309,6 +314,10 @@ class WhmcsClient:
             raise CallTimeout(action, f"no answer within {inst.timeout:g}s") from None
         except requests.exceptions.SSLError as exc:
             raise ConnectionFailed(action, f"TLS failed: {_root_cause(exc)} (check ca_file / tls_verify)") from None
+        except requests.exceptions.InvalidHeader:
+            # Its message quotes the header value (a token): never pass it on.
+            raise ConnectionFailed(action, "invalid request header: a credential or token contains whitespace or "
+                                   "control characters (check the secret/token file)") from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
             raise ConnectionFailed(action, "connection broken in the middle of the answer") from None
         except requests.exceptions.RequestException as exc:

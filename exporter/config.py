@@ -7,6 +7,7 @@ CLI prints it and exits 2.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import urllib.parse
@@ -42,9 +43,13 @@ class Secret:
     path: str | None = None
 
     def read(self) -> str:
+        """The value; OSError when the file cannot be read as UTF-8 text (callers treat both alike)."""
         if self.path is not None:
-            with open(self.path, encoding="utf-8") as handle:
-                return handle.read().strip()
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    return handle.read().strip()
+            except UnicodeDecodeError:
+                raise OSError(errno.EILSEQ, "not UTF-8 text") from None
         return self.inline or ""
 
     def __repr__(self) -> str:

@@ -67,7 +67,10 @@ def parse_local_time(value: Any, tz: ZoneInfo, field: str) -> float:
             naive = dt.datetime.strptime(stripped, _TIME_FORMAT)
     except ValueError:
         raise ValueError(f"{field} is not a YYYY-MM-DD HH:MM:SS time: {value[:40]!r}") from None
-    return naive.replace(tzinfo=tz).timestamp()
+    try:
+        return naive.replace(tzinfo=tz).timestamp()
+    except (OverflowError, OSError):  # year 1 or 9999 at the edge of the zone's range
+        raise ValueError(f"{field} is out of range: {value[:40]!r}") from None
 
 
 def items(container: Any, key: str, field: str) -> list[Mapping[str, Any]]:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # While the same failure lasts, it is logged at warning level this often (seconds), at debug level between.
 REPEAT_WARNING = 600.0
+# WHMCS bans an IP after 3 failed logins within this many seconds.
+BAN_WINDOW = 1800.0
 
 
 def credential_fingerprint(client: WhmcsClient) -> str | None:
@@ -58,6 +60,10 @@ class InstallationPoller:
         self._overload_streak = 0
         self._auth_fingerprint: str | None = None
         self._last_warning: tuple[str, float] | None = None  # (message, monotonic time) of the last one logged
+        if installation.auth_backoff <= BAN_WINDOW / 2:
+            log.warning("whmcs=%s: auth_backoff %s allows 3 failed logins within 30 minutes: WHMCS would ban this "
+                        "host's IP on wrong credentials; use more than 15 minutes", installation.name,
+                        _human(installation.auth_backoff))
         store.put(self.snapshot)
 
     # -- one poll -----------------------------------------------------------------------------------
@@ -92,6 +98,12 @@ class InstallationPoller:
                 self._log_view_failure(view.name, exc, previous)
                 if exc.aborts_poll:
                     fatal = exc
+                continue
+            except Exception as exc:  # a bug in one view costs that view, never the poll or the thread
+                log.exception("whmcs=%s collector=%s: unexpected error (a bug: please report it)",
+                              self.installation.name, view.name)
+                views[view.name] = replace(previous, success=False, reason="internal",
+                                           error=f"internal error: {type(exc).__name__}")
                 continue
             ctx.parts[view.name] = part
             any_success = True
@@ -197,17 +209,26 @@ class InstallationPoller:
             started = self.clock()
             try:
                 snap = self.poll_once()
-            except Exception:  # a bug must not kill the poller thread; it is logged and the next poll runs
+            except Exception as exc:  # a bug must not kill the poller thread; it is logged and the next poll runs
                 log.exception("whmcs=%s: unexpected error during poll", self.installation.name)
-                snap = self.snapshot
+                # Publish the failure: a frozen "up" snapshot would hide it, and /readyz needs a completed poll.
+                snap = self.snapshot = replace(
+                    self.snapshot, up=False, error=f"internal error: {type(exc).__name__}",
+                    polls=self.snapshot.polls + 1, poll_failures=self.snapshot.poll_failures + 1,
+                    last_poll_time=started)
             finished = self.clock()
             due = next_poll_time(started, finished, interval, jitter_for(interval, self.rng))
+            # During an auth pause the thread still wakes on schedule (to notice a changed secret file), but
+            # the next real poll is the pause's end; during a rate-limit pause it simply sleeps until then.
+            planned = due
             if snap.backoff_until is not None and snap.backoff_until > due:
-                due = snap.backoff_until if snap.backoff_reason != "auth" else min(snap.backoff_until, due)
+                planned = snap.backoff_until
+                if snap.backoff_reason != "auth":
+                    due = snap.backoff_until
             if finished - started > interval:
                 log.warning("whmcs=%s: poll took %.1fs, longer than poll_interval %.0fs; next poll in %.0fs",
                             self.installation.name, finished - started, interval, due - finished)
-            self.snapshot = replace(self.snapshot, next_poll_time=due)
+            self.snapshot = replace(self.snapshot, next_poll_time=planned)
             self.store.put(self.snapshot)
             stop.wait(max(0.0, due - self.clock()))
 

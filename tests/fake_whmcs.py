@@ -37,6 +37,7 @@ class FakeTickets:
     zone: ZoneInfo = UTC
     departments: list[dict[str, Any]] | None = None
     between_calls: Callable[[FakeTickets], None] | None = None
+    max_limitnum: int | None = None  # a gateway that caps limitnum answers short pages mid-list
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @classmethod
@@ -67,6 +68,8 @@ class FakeTickets:
             rows = [t for t in rows if t.deptid == int(params["deptid"])]
         start = int(params.get("limitstart", 0))
         num = int(params.get("limitnum", 0)) or 25
+        if self.max_limitnum is not None:
+            num = min(num, self.max_limitnum)
         page = rows[start:start + num]
         body = {"result": "success", "totalresults": self._num(len(rows)), "startnumber": start,
                 "numreturned": len(page)}

@@ -98,9 +98,15 @@ def test_overload_answers():
 
 def test_gateway_answers():
     with pytest.raises(AuthError):
-        classify("GetTickets", 401, b'{"message":"Unauthenticated."}')
+        classify("GetTickets", 401, b'{"message":"Unauthenticated."}', gateway=True)
     with pytest.raises(Unsupported):
+        classify("GetTicketCounts", 404, b"<html><title>404 Not Found</title></html>", gateway=True)
+
+
+def test_404_on_api_php_is_a_wrong_url_not_a_missing_action():
+    with pytest.raises(HttpStatusError) as err:
         classify("GetTicketCounts", 404, b"<html><title>404 Not Found</title></html>")
+    assert err.value.aborts_poll
 
 
 def test_legacy_password_hashing():

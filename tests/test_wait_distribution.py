@@ -228,3 +228,18 @@ def test_simulator_100k_awaiting_tickets_exact_within_40_calls():
     part, calls = sim_poll(world)
     assert counts_of(part) == [truth["wait_buckets"][le] for le in DEFAULT_BUCKETS] + [truth["wait_count"]]
     assert calls["GetTickets"] == part.calls <= 40
+
+
+@pytest.mark.parametrize("cap", [100, 1000])
+def test_a_gateway_capping_limitnum_gives_exact_counts_or_none(cap: int):
+    # A short page in the middle of the list is a capped answer, not the list's end: the counts must stay
+    # exact (more calls) or be absent, never computed as if the list ended at the cap.
+    rng = random.Random(cap)
+    ages = [rng.randint(0, 10 * 86400) for _ in range(5000)]
+    fake = FakeTickets.of([NOW - a for a in ages], max_limitnum=cap)
+    part = WaitDistributionView().poll(PollContext(client=fake, now=NOW, installation=INST))
+    assert fake.ticket_calls() <= INST.distribution_max_calls
+    if part.buckets is not None:
+        assert [c for _, c in part.buckets] == truth_counts([NOW - a for a in ages], NOW, DEFAULT_BUCKETS)
+    else:
+        assert part.gsum is None

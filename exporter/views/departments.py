@@ -23,7 +23,7 @@ from exporter.families import FROM_LAST_POLL, FamilySink
 from exporter.fields import items, text, to_count
 from exporter.views.base import PollContext
 from exporter.views.oldest_awaiting import age_of_tail
-from exporter.views.ticket_list import AWAITING, fetch_tail
+from exporter.views.ticket_list import AWAITING, fetch_tail, tail_lastreply
 
 ACTION = "GetSupportDepartments"
 HELP_AWAITING = "Tickets awaiting a staff reply, per support department (WHMCS awaitingreply)." + FROM_LAST_POLL
@@ -101,8 +101,10 @@ class DepartmentsView:
             if dept.awaiting > 0:
                 page = fetch_tail(ctx.client, ctx.zone, ctx.tickets_params(deptid=dept.id, status=AWAITING),
                                   dept.awaiting)
-                # No ticket although the department counts some: GetTickets filters by the API admin's
-                # departments where GetSupportDepartments does not. The age is unknown, so it is absent.
-                age = age_of_tail(ctx.now, min(t.lastreply for t in page.tickets)) if page.tickets else None
+                # No tail although the department counts tickets: GetTickets filters by the API admin's
+                # departments where GetSupportDepartments does not, or the list kept moving between calls.
+                # The age is unknown, so it is absent.
+                lastreply = tail_lastreply(page)
+                age = age_of_tail(ctx.now, lastreply) if lastreply is not None else None
             rows.append(DepartmentRow(labels[dept.id], dept.awaiting, dept.active, age))
         return DepartmentsPart(ctx.installation.name, tuple(rows))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.errors import ShapeError
 from exporter.families import FROM_LAST_POLL, FamilySink
 from exporter.views.base import PollContext
 from exporter.views.counts import CountsPart
-from exporter.views.ticket_list import AWAITING, fetch_tail
+from exporter.views.ticket_list import AWAITING, fetch_tail, tail_lastreply
 
 HELP = ("Seconds since the last reply of the awaiting-reply ticket that has waited longest; 0 when none waits."
         + FROM_LAST_POLL)
@@ -39,5 +40,15 @@ class OldestAwaitingView:
         counts = ctx.parts.get("counts")
         hint = counts.awaiting if isinstance(counts, CountsPart) and not counts.filtered_departments else None
         page = fetch_tail(ctx.client, ctx.zone, ctx.tickets_params(status=AWAITING), hint)
-        lastreply = min((t.lastreply for t in page.tickets), default=None)
+        if page.total == 0:
+            if hint and not ctx.installation.ignore_department_assignments:
+                # WHMCS counts awaiting tickets but lists none: an API admin without support departments sees
+                # no tickets unless assignments are ignored. "0 s" would be a lie.
+                raise ShapeError("GetTickets", f"GetTicketCounts counts {hint} awaiting tickets but GetTickets "
+                                 "lists none: set ignore_department_assignments: true")
+            return OldestAwaitingPart(ctx.installation.name, 0.0)
+        lastreply = tail_lastreply(page)
+        if lastreply is None:
+            raise ShapeError("GetTickets", "the awaiting list kept changing between calls; the longest wait is "
+                             "left out this poll")
         return OldestAwaitingPart(ctx.installation.name, age_of_tail(ctx.now, lastreply))

@@ -99,3 +99,11 @@ def fetch_tail(client: ApiClient, zone: ZoneInfo, params: Mapping[str, Any],
             return page
         page = fetch_page(client, zone, params, max(0, page.total - 1), 1)
     return page
+
+
+def tail_lastreply(page: Page) -> float | None:
+    """The last ticket's `lastreply` when `page` really ends the list; None when the list kept moving
+    (or is empty), so that callers export nothing rather than the age of a ticket before the tail."""
+    if page.tickets and page.reaches_end:
+        return min(t.lastreply for t in page.tickets)
+    return None

@@ -191,7 +191,9 @@ def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int
         page = fetch(start, num)
         for offset, ticket in enumerate(page.tickets):
             points[start + offset] = ticket.lastreply
-        if len(page.tickets) < num:
+        # Short and, by its own totalresults, at the end: the list shrank. Short but not at the end: the
+        # server capped limitnum (gateways do), which says nothing about where the list ends.
+        if len(page.tickets) < num and start + len(page.tickets) >= page.total:
             ends.add(start + len(page.tickets))
         return page
 
