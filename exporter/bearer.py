@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.config import Secret
-from exporter.errors import AuthError, HttpStatusError, InvalidResponse, RateLimited, WhmcsError
+from exporter.errors import AuthError, HttpStatusError, InvalidResponse, RateLimited, WhmcsError, scrub_secrets
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +171,6 @@ def parse_grant(status: int, body: bytes, retry_after: float | None = None) -> G
                           overloaded=status == 503)
 
 
-def scrub(exc: WhmcsError, secrets: list[str]) -> WhmcsError:
-    """Replace every secret in the error's message by ***: an endpoint's debug page may echo the request.
-    (The client scrubs again with everything it knows; this covers the grant's own log lines.)"""
-    for secret in secrets:
-        if len(secret) >= 4 and secret in exc.message:
-            exc.message = exc.message.replace(secret, "***")
-            exc.args = (str(exc.args[0]).replace(secret, "***"),)
-    return exc
-
-
 class OAuth2PasswordGrant:
     """Tokens from an OAuth2 password grant, renewed with the refresh grant before they expire.
 
@@ -302,7 +292,7 @@ class OAuth2PasswordGrant:
         except WhmcsError as exc:
             self.record(GRANT_ACTION, exc.reason)
             sent = [v for k, v in fields.items() if k in ("client_secret", "password", "refresh_token")]
-            raise scrub(exc, sent + self.secret_values()) from None
+            raise scrub_secrets(exc, sent + self.secret_values()) from None
         self.record(GRANT_ACTION, None)
         self._access = grant.access_token
         # Passport issues a new refresh token on each refresh; keep the old one when an endpoint does not.

@@ -36,6 +36,7 @@ from exporter.errors import (
     RateLimited,
     Unsupported,
     WhmcsError,
+    scrub_secrets,
 )
 
 MAX_BODY_BYTES = 128 * 1024 * 1024
@@ -343,19 +344,3 @@ def _connection_message(exc: requests.exceptions.RequestException) -> str:
     if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
         return "connection reset by the server before a complete answer"
     return f"connection failed: {_root_cause(exc)}"
-
-
-def scrub_secrets(exc: WhmcsError, secrets: list[str]) -> WhmcsError:
-    """Defence in depth: a WAF or debug page may echo the request; never let a secret through."""
-    for secret in secrets:
-        if len(secret) >= 4 and secret in exc.message:
-            exc.message = exc.message.replace(secret, "***")
-            exc.args = (str(exc.args[0]).replace(secret, "***"),)
-        # Messages quote at most 200 characters of a page, so an echoed secret may be cut in half at the end.
-        for size in range(len(secret) - 1, 3, -1):
-            if exc.message.endswith(secret[:size]):
-                exc.message = exc.message[:-size] + "***"
-                text = str(exc.args[0])
-                exc.args = (text[:-size] + "***" if text.endswith(secret[:size]) else text,)
-                break
-    return exc

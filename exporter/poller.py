@@ -20,9 +20,9 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from exporter.backoff import jitter_for, next_poll_time, pause_after
-from exporter.client import CallStats, WhmcsClient, scrub_secrets
+from exporter.client import CallStats, WhmcsClient
 from exporter.config import InstallationConfig
-from exporter.errors import ShapeError, WhmcsError
+from exporter.errors import ShapeError, WhmcsError, scrub_secrets
 from exporter.hints import advice
 from exporter.snapshot import InstallationSnapshot, SnapshotStore, ViewState
 from exporter.views.base import PollContext, View

@@ -50,7 +50,6 @@ class InstallationSnapshot:
     next_poll_time: float | None = None
     requests: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     failures: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
-    series_dropped: int = 0
 
     @property
     def completed_a_poll(self) -> bool:
