@@ -103,3 +103,15 @@ def test_simulator_every_department_matches_the_truth_and_deleted_ones_vanish():
         labels = {r.label for r in again.departments}
         assert "Abuse" not in labels and {"Sales", "Sales (id 99)"} <= labels
         assert not any(k[1] == "Abuse" for k in series(again))
+
+
+def test_longest_wait_is_measured_for_at_most_max_tails_departments():
+    depts = [dept(i, f"D{i}", awaiting=i, active=i) for i in range(1, 8)]
+    tickets = [FakeTicket(100 + i, NOW - 1000 * i, deptid=i) for i in range(1, 8) for _ in range(i)]
+    fake = FakeTickets(tickets, departments=depts)
+    fake.sort()
+    part = DepartmentsView(max_tails=3).poll(PollContext(client=fake, now=NOW, installation=INST))
+    ages = {row.label: row.oldest_age for row in part.departments}
+    # The three departments with the most waiting tickets are measured, the others have no series.
+    assert ages == {"D7": 7000.0, "D6": 6000.0, "D5": 5000.0, "D4": None, "D3": None, "D2": None, "D1": None}
+    assert fake.ticket_calls() == 3

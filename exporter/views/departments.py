@@ -3,7 +3,9 @@
 One GetSupportDepartments call gives every department's `awaitingreply` and `opentickets`. The longest
 wait is the tail of GetTickets(deptid, status="Awaiting Reply"), read with the department's own count as
 the tail's position: one call per department with awaiting tickets (up to three when tickets move
-between calls). Bound: 1 + 3 x (departments with awaiting tickets) calls; normally 1 + that number.
+between calls). Bound: 1 + 3 x min(departments with awaiting tickets, MAX_TAILS) calls; normally 1 + that
+number. Departments beyond MAX_TAILS (the ones with the fewest waiting tickets) get no longest-wait series:
+an installation with dozens of busy departments must not cost dozens of admin logins per poll.
 
 Labels are department names. WHMCS allows two departments with the same name; the one with the lowest
 id keeps the plain name, every other one becomes "Name (id 7)", so no two series collide and a label
@@ -13,6 +15,7 @@ department's series vanish with the next poll.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +27,8 @@ from exporter.fields import items, text, to_count
 from exporter.views.base import PollContext
 from exporter.views.oldest_awaiting import age_of_tail
 from exporter.views.ticket_list import AWAITING, fetch_tail, tail_lastreply
+
+log = logging.getLogger(__name__)
 
 ACTION = "GetSupportDepartments"
 HELP_AWAITING = "Tickets awaiting a staff reply, per support department (WHMCS awaitingreply)." + FROM_LAST_POLL
@@ -84,8 +89,15 @@ def unique_labels(departments: tuple[Department, ...]) -> dict[int, str]:
     return labels
 
 
+MAX_TAILS = 20
+
+
 class DepartmentsView:
     name = "departments"
+
+    def __init__(self, max_tails: int = MAX_TAILS) -> None:
+        self.max_tails = max_tails
+        self._told_capped = False
 
     def poll(self, ctx: PollContext) -> DepartmentsPart:
         ignore = flag(ctx.installation.ignore_department_assignments)
@@ -95,10 +107,19 @@ class DepartmentsView:
         except ValueError as exc:
             raise ShapeError(ACTION, str(exc)) from None
         labels = unique_labels(departments)
+        waiting = sorted((d for d in departments if d.awaiting > 0), key=lambda d: (-d.awaiting, d.id))
+        measured = {d.id for d in waiting[:self.max_tails]}
+        if len(waiting) > self.max_tails and not self._told_capped:
+            log.warning("whmcs=%s: %d departments have waiting tickets; the longest wait is measured for the %d "
+                        "with the most (one API call each), not for the rest", ctx.installation.name,
+                        len(waiting), self.max_tails)
+            self._told_capped = True
         rows = []
         for dept in departments:
             age: float | None = 0.0
-            if dept.awaiting > 0:
+            if dept.awaiting > 0 and dept.id not in measured:
+                age = None
+            elif dept.awaiting > 0:
                 page = fetch_tail(ctx.client, ctx.zone, ctx.tickets_params(deptid=dept.id, status=AWAITING),
                                   dept.awaiting)
                 # No tail although the department counts tickets: GetTickets filters by the API admin's
