@@ -13,6 +13,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -244,7 +245,8 @@ class WhmcsClient:
                 pass
         if self.tokens is not None:
             values += self.tokens.secret_values()
-        return values
+        # A page echoing the form body shows the values URL-encoded.
+        return values + [encoded for v in values if (encoded := urllib.parse.quote_plus(v)) != v]
 
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         form = {k: str(v) for k, v in (params or {}).items()}

@@ -139,7 +139,7 @@ _KNOWN_KEYS = {
 
 def installation_from_env(env: Mapping[str, str]) -> dict[str, Any] | None:
     """The raw installation mapping described by WHMCS_* variables, or None when WHMCS_URL is unset."""
-    if not env.get("WHMCS_URL") and not env.get("WHMCS_URL_FILE"):
+    if not env.get("WHMCS_URL"):
         return None
     raw: dict[str, Any] = {}
     for key, var in _ENV_PLAIN.items():
@@ -249,7 +249,11 @@ def _installation(raw: Mapping[str, Any], where: str, problems: list[str]) -> In
             values[attr] = secret
     if raw.get("username_file") is not None:
         user = _secret(raw, "username", where, problems)
-        values["username"] = user.read() if user and not problems[start:] else None
+        try:
+            values["username"] = user.read() if user is not None and user.path and os.path.isfile(user.path) \
+                else None
+        except OSError as exc:
+            problems.append(f"{where}.username_file: cannot read: {exc.strerror}")
     elif raw.get("username") is not None:
         values["username"] = str(raw["username"])
     for key in ("token_url", "client_id", "ca_file"):

@@ -124,3 +124,17 @@ def test_retry_after_forms():
     assert parse_retry_after("Wed, 25 Nov 2026 17:02:00 GMT", now=1795626000.0) == 120.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_secrets_are_scrubbed_also_url_encoded():
+    from exporter.client import WhmcsClient
+    from exporter.config import InstallationConfig, Secret
+    from exporter.errors import scrub_secrets
+
+    inst = InstallationConfig(name="t", url="http://w.test", identifier=Secret("ident-1"),
+                              secret=Secret("p@ss+word/42"))
+    client = WhmcsClient(inst)
+    echoed = InvalidResponse("GetTickets", "expected JSON, got HTML page: Blocked | action=GetTickets&"
+                             "identifier=ident-1&secret=p%40ss%2Bword%2F42&responsetype=json")
+    text = str(scrub_secrets(echoed, client.secret_values(client.credentials())))
+    assert "p%40ss" not in text and "ident-1" not in text and "secret=***" in text

@@ -125,3 +125,11 @@ def test_unreadable_yaml(tmp_path):
     with pytest.raises(ConfigError) as err:
         load(str(path))
     assert "not valid YAML" in str(err.value)
+
+
+def test_username_from_a_file(tmp_path):
+    user = tmp_path / "user"
+    user.write_text("api-admin\n")
+    config = parse({"installations": [{"url": "https://a.example", "username_file": str(user),
+                                       "password": "pw"}]})
+    assert config.installations[0].username == "api-admin"
