@@ -24,7 +24,6 @@ and TLS settings) and `record` (its request counter), so the grants share the cl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -35,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from exporter.config import Secret
+from exporter.config import Secret, credentials_digest
 from exporter.errors import AuthError, HttpStatusError, InvalidResponse, RateLimited, WhmcsError, scrub_secrets
 
 log = logging.getLogger(__name__)
@@ -255,7 +254,7 @@ class OAuth2PasswordGrant:
 
     def _password_grant(self) -> str:
         try:
-            digest = hashlib.sha256(repr(sorted(self.inputs().items())).encode()).hexdigest()
+            digest = credentials_digest(self.inputs())
         except OSError as exc:
             raise AuthError(GRANT_ACTION, f"cannot read a secret file: {exc.strerror}") from None
         now = self.clock()

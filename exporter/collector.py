@@ -66,12 +66,12 @@ class SnapshotCollector:
                 with self._dropped_lock:
                     self._dropped[snap.name] = self._dropped.get(snap.name, 0) + sink.dropped
         yield from sink.families()
-        yield from self._exporter_families(snapshots)
+        yield from self._exporter_families(snapshots, now)
 
     def describe(self) -> list[Metric]:
         return []  # families vary with the data: tell the registry not to call collect() at registration
 
-    def _exporter_families(self, snapshots: list[InstallationSnapshot]) -> Iterator[Metric]:
+    def _exporter_families(self, snapshots: list[InstallationSnapshot], now: float) -> Iterator[Metric]:
         up = GaugeMetricFamily("whmcs_up", H_UP, labels=["whmcs"])
         success = GaugeMetricFamily("whmcs_exporter_collector_success", H_SUCCESS, labels=["whmcs", "collector"])
         last_success = GaugeMetricFamily("whmcs_exporter_last_poll_success_timestamp_seconds", H_LAST_SUCCESS,
@@ -113,7 +113,7 @@ class SnapshotCollector:
                 failures.add_metric([name, action, reason], count)
             for reason in ("auth", "rate_limit"):
                 backoff.add_metric([name, reason], 1.0 if snap.backoff_reason == reason
-                                   and snap.backoff_until is not None and snap.backoff_until > self.clock() else 0.0)
+                                   and snap.backoff_until is not None and snap.backoff_until > now else 0.0)
             if snap.next_poll_time is not None:
                 next_poll.add_metric([name], snap.next_poll_time)
             dropped.add_metric([name], self._dropped.get(name, 0))

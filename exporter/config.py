@@ -8,6 +8,7 @@ CLI prints it and exits 2.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import urllib.parse
@@ -98,6 +99,11 @@ class InstallationConfig:
 @dataclass(frozen=True)
 class Config:
     installations: tuple[InstallationConfig, ...] = field(default_factory=tuple)
+
+
+def credentials_digest(values: Mapping[str, str]) -> str:
+    """A digest of credential values: notices a rotated secret without keeping a copy of it around."""
+    return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
 
 
 def parse_duration(value: Any) -> float:

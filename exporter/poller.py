@@ -10,7 +10,6 @@ trigger calls: they read the last published snapshot.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
@@ -21,7 +20,7 @@ from types import MappingProxyType
 
 from exporter.backoff import jitter_for, next_poll_time, pause_after
 from exporter.client import CallStats, WhmcsClient
-from exporter.config import InstallationConfig
+from exporter.config import InstallationConfig, credentials_digest
 from exporter.errors import ShapeError, WhmcsError, scrub_secrets
 from exporter.hints import advice
 from exporter.snapshot import InstallationSnapshot, SnapshotStore, ViewState
@@ -42,7 +41,7 @@ def credential_fingerprint(client: WhmcsClient) -> str | None:
         creds = client.credentials()
     except OSError:
         return None
-    return hashlib.sha256(repr(sorted(creds.items())).encode()).hexdigest()
+    return credentials_digest(creds)
 
 
 class InstallationPoller:

@@ -54,6 +54,18 @@ class CountsPart:
             out.gauge("whmcs_tickets_flagged", HELP_FLAGGED, labels, self.flagged)
 
 
+def awaiting_hint(parts: Mapping[str, Any]) -> int | None:
+    """This poll's awaiting count, as a hint for where the `Awaiting Reply` list ends; None when unknown.
+
+    Only when the count is not limited to the admin's departments: then it covers the same tickets as
+    GetTickets. The list's own `totalresults` stays authoritative.
+    """
+    counts = parts.get("counts")
+    if isinstance(counts, CountsPart) and not counts.filtered_departments:
+        return counts.awaiting
+    return None
+
+
 def parse_status_map(raw: Any) -> tuple[tuple[str, int], ...]:
     """GetTicketCounts' `status` map -> (title, count), labelled by title: keys lose non-ASCII letters."""
     if raw in (None, [], ""):

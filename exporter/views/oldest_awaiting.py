@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from exporter.errors import ShapeError
 from exporter.families import FROM_LAST_POLL, FamilySink
 from exporter.views.base import PollContext
-from exporter.views.counts import CountsPart
+from exporter.views.counts import awaiting_hint
 from exporter.views.ticket_list import AWAITING, fetch_tail, tail_lastreply
 
 HELP = ("Seconds since the last reply of the awaiting-reply ticket that has waited longest; 0 when none waits."
@@ -37,8 +37,7 @@ class OldestAwaitingView:
     name = "oldest_awaiting"
 
     def poll(self, ctx: PollContext) -> OldestAwaitingPart:
-        counts = ctx.parts.get("counts")
-        hint = counts.awaiting if isinstance(counts, CountsPart) and not counts.filtered_departments else None
+        hint = awaiting_hint(ctx.parts)
         page = fetch_tail(ctx.client, ctx.zone, ctx.tickets_params(status=AWAITING), hint)
         if page.total == 0:
             if hint and not ctx.installation.ignore_department_assignments:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from exporter.families import FROM_LAST_POLL, FamilySink
 from exporter.views.base import PollContext
-from exporter.views.counts import CountsPart
+from exporter.views.counts import awaiting_hint
 from exporter.views.ticket_list import AWAITING, Page, fetch_page
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,7 @@ class WaitDistributionView:
 
     def poll(self, ctx: PollContext) -> WaitDistributionPart:
         inst = ctx.installation
-        counts = ctx.parts.get("counts")
-        hint = counts.awaiting if isinstance(counts, CountsPart) and not counts.filtered_departments else None
+        hint = awaiting_hint(ctx.parts)
         params = ctx.tickets_params(status=AWAITING)
 
         def fetch(start: int, num: int) -> Page:
