@@ -3,9 +3,9 @@
     python bench/bench.py [--quick] [--warm-rss | --warm-rss-only] [--out bench-results/bench.json]
 
 Per desk size (100, 1,000, 10,000, 100,000 tickets; --quick: 100 and 10,000):
-- API calls per poll by action and by view (in-process attribution, bench_calls), and by action as the
+- API calls per poll by action and by collector (in-process attribution, bench_calls), and by action as the
   simulator saw them from the real exporter process: the first poll, the next polls, and the warm steady
-  state of the first-response view at a stated ticket traffic;
+  state of the first-response collector at a stated ticket traffic;
 - poll wall time with 50 ms simulated WHMCS latency per call (real process: first and next poll;
   in-process: warm steady poll);
 - /metrics latency under 1, 10 and 50 concurrent keep-alive scrapers against the real process and against
@@ -179,8 +179,9 @@ def warm_rss(tickets: int, *, budget: int, traffic: int, polls: int, timeout: fl
 
     At the default budget (50 GetTicket per poll) the cache of a 100,000-ticket desk fills in ~900 polls;
     here the process runs with `max_ticket_fetches_per_poll: budget` and a 1 s poll interval against a
-    static desk until whmcs_exporter_response_coverage_ratio is 1 (the window's listing, 8 pages per poll,
-    sets the pace once the budget is large). The cache then holds the same tickets as after a slow fill,
+    static desk until whmcs_exporter_sample_ratio{collector="first_response"} is 1 (the window's listing,
+    8 pages per poll, sets the pace once the budget is large).
+    The cache then holds the same tickets as after a slow fill,
     so VmRSS is the warm steady state; `polls` more polls with `traffic` events each follow before the
     steady reading. VmHWM includes the fill's transient peak (2,000 GetTicket answers per poll).
     """
@@ -199,7 +200,8 @@ def warm_rss(tickets: int, *, budget: int, traffic: int, polls: int, timeout: fl
                 if time.monotonic() - started > timeout:
                     raise TimeoutError(f"coverage {coverage:.3f} after {timeout:g}s")
                 time.sleep(2.0)
-                coverage = proc.scrape().get("whmcs_exporter_response_coverage_ratio", whmcs="bench") or 0.0
+                samples = proc.scrape()
+                coverage = samples.get("whmcs_exporter_sample_ratio", whmcs="bench", collector="first_response") or 0.0
                 trace.append((round(time.monotonic() - started, 1), len(watch.starts()), round(coverage, 4),
                               memory_mb(pid)["VmRSS"]))
             fill_seconds = time.monotonic() - started
@@ -222,7 +224,7 @@ def warm_rss(tickets: int, *, budget: int, traffic: int, polls: int, timeout: fl
         "tickets": tickets, "budget": budget, "poll_interval": 1.0, "traffic_per_poll": traffic,
         "fill_seconds": round(fill_seconds, 1), "fill_polls": fill_polls,
         "window_tickets_known": int(known),
-        "coverage": samples.get("whmcs_exporter_response_coverage_ratio", whmcs="bench"),
+        "coverage": samples.get("whmcs_exporter_sample_ratio", whmcs="bench", collector="first_response"),
         "at_coverage_1": {"VmRSS_mb": at_coverage["VmRSS"], "VmHWM_mb": at_coverage["VmHWM"]},
         "steady": {"VmRSS_mb": steady["VmRSS"], "VmHWM_mb": steady["VmHWM"], "polls": polls,
                    "cpu_s_per_poll": cpu_per_poll, "last_poll_actions": steady_actions},
@@ -255,24 +257,24 @@ def report(results: dict[str, Any]) -> str:
     add(f"traffic: {results['traffic_per_poll']} events per poll interval (new tickets, staff replies, customer "
         f"replies); latency runs: {LATENCY * 1e3:g} ms per call")
     add("")
-    add("API calls per poll (every view enabled)")
+    add("API calls per poll (every collector enabled)")
     add("| tickets | first poll | next polls (first-response catch-up) | warm steady | steady: wait_distribution "
-        "| steady: other views | catch-up polls |")
+        "| steady: other collectors | catch-up polls |")
     add("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in sizes:
         c = r["calls"]
         steady = c["steady"][-1]
-        wd = steady["by_view"].get("wait_distribution", 0)
+        wd = steady["by_collector"].get("wait_distribution", 0)
         add(f"| {r['tickets']:,} | {c['first']['total']} | {c['second']['total']} | {steady['total']} | {wd} | "
             f"{steady['total'] - wd} | {c['catch_up_polls']} |")
     add("")
-    add("Warm steady poll by view (calls)")
-    views = list(sizes[0]["calls"]["steady"][-1]["by_view"])
-    add("| tickets | " + " | ".join(views) + " |")
-    add("| ---: |" + " ---: |" * len(views))
+    add("Warm steady poll by collector (calls)")
+    collectors = list(sizes[0]["calls"]["steady"][-1]["by_collector"])
+    add("| tickets | " + " | ".join(collectors) + " |")
+    add("| ---: |" + " ---: |" * len(collectors))
     for r in sizes:
-        steady = r["calls"]["steady"][-1]["by_view"]
-        add(f"| {r['tickets']:,} | " + " | ".join(str(steady.get(v, 0)) for v in views) + " |")
+        steady = r["calls"]["steady"][-1]["by_collector"]
+        add(f"| {r['tickets']:,} | " + " | ".join(str(steady.get(v, 0)) for v in collectors) + " |")
     add("")
     add("Real process: calls by action as the simulator saw them")
     add("| tickets | first poll | next poll |")
@@ -348,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                                      text=True, cwd=ROOT).stdout.strip()),
         "python": sys.version.split()[0], "cpus": os.cpu_count(), "traffic_per_poll": args.traffic,
         "mix": MIX, "awaiting_share": AWAITING_SHARE, "active_share": ACTIVE_SHARE, "sizes": []}
-    from exporter.views.registry import FACTORIES
-    results["views"] = list(FACTORIES)
+    from exporter.collectors.registry import NAMES
+    results["collectors"] = list(NAMES)
     for tickets in sizes:
         t0 = time.monotonic()
         print(f"== {tickets:,} tickets", file=sys.stderr, flush=True)

@@ -1,9 +1,9 @@
-"""API calls per poll, attributed to views, measured in-process (InstallationPoller + Simulator over HTTP).
+"""API calls per poll, attributed to collectors, measured in-process (InstallationPoller + Simulator over HTTP).
 
-The real exporter's client (`WhmcsClient`) and views run unchanged; a thin wrapper
-notes which view made each call. The poller's clock is fixed by the caller, so a
+The real exporter's client (`WhmcsClient`) and collectors run unchanged; a thin wrapper
+notes which collector made each call. The poller's clock is fixed by the caller, so a
 seeded static world gives the same counts on every run (tests/test_bench_calls.py
-asserts them). The first-response view keeps a cache across polls; `warm_first_response`
+asserts them). The first-response collector keeps a cache across polls; `warm_first_response`
 fills it in one go (straight against the world, no HTTP) so that the steady state
 after its catch-up phase can be measured without hundreds of polls.
 """
@@ -20,48 +20,48 @@ from typing import Any
 
 from bench.bench_world import TZ, apply_traffic, make_world
 from exporter.client import CallStats, WhmcsClient, classify
+from exporter.collectors.base import Collector, PollContext
+from exporter.collectors.registry import build_collectors
 from exporter.config import InstallationConfig, Secret
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator, World
 from exporter.simulator import api as sim_api
 from exporter.snapshot import Part, SnapshotStore
-from exporter.views.base import PollContext, View
-from exporter.views.registry import build_views
 
 NAME = "bench"
 
 
 class TaggingClient:
-    """A `WhmcsClient` that counts each call under (view, action); `view` is set by `TaggedView`."""
+    """A `WhmcsClient` that counts each call under (collector, action); `collector` is set by `TaggedCollector`."""
 
     def __init__(self, inner: WhmcsClient) -> None:
         self.inner = inner
         self.stats = inner.stats
-        self.view = "-"
+        self.collector = "-"
         self.calls: Counter[tuple[str, str]] = Counter()
 
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self.calls[(self.view, action)] += 1
+        self.calls[(self.collector, action)] += 1
         return self.inner.call(action, params)
 
     def credentials(self) -> dict[str, str]:
         return self.inner.credentials()
 
 
-class TaggedView:
-    """Runs a view with the tagging client told which view is calling."""
+class TaggedCollector:
+    """Runs a collector with the tagging client told which collector is calling."""
 
-    def __init__(self, view: View, client: TaggingClient) -> None:
-        self.view = view
-        self.name = view.name
+    def __init__(self, collector: Collector, client: TaggingClient) -> None:
+        self.collector = collector
+        self.name = collector.name
         self.client = client
 
     def poll(self, ctx: PollContext) -> Part:
-        self.client.view = self.name
+        self.client.collector = self.name
         try:
-            return self.view.poll(ctx)
+            return self.collector.poll(ctx)
         finally:
-            self.client.view = "-"
+            self.client.collector = "-"
 
 
 class DirectClient:
@@ -79,47 +79,47 @@ class DirectClient:
 
 @dataclass
 class PollCalls:
-    """One poll: calls by view and action, and how long it took in this process."""
+    """One poll: calls by collector and action, and how long it took in this process."""
 
-    by_view: dict[str, dict[str, int]]
+    by_collector: dict[str, dict[str, int]]
     seconds: float
     ok: bool
-    first_response_due: int = 0  # tickets whose replies the first-response view still has to read
+    first_response_due: int = 0  # tickets whose replies the first-response collector still has to read
 
     @property
     def total(self) -> int:
-        return sum(sum(actions.values()) for actions in self.by_view.values())
+        return sum(sum(actions.values()) for actions in self.by_collector.values())
 
     def by_action(self) -> dict[str, int]:
         out: Counter[str] = Counter()
-        for actions in self.by_view.values():
+        for actions in self.by_collector.values():
             out.update(actions)
         return dict(sorted(out.items()))
 
     def view_totals(self) -> dict[str, int]:
-        return {view: sum(actions.values()) for view, actions in self.by_view.items()}
+        return {collector: sum(actions.values()) for collector, actions in self.by_collector.items()}
 
     def as_json(self) -> dict[str, Any]:
-        return {"total": self.total, "by_action": self.by_action(), "by_view": self.view_totals(),
-                "by_view_action": self.by_view, "seconds": round(self.seconds, 4), "ok": self.ok,
+        return {"total": self.total, "by_action": self.by_action(), "by_collector": self.view_totals(),
+                "by_view_action": self.by_collector, "seconds": round(self.seconds, 4), "ok": self.ok,
                 "first_response_due": self.first_response_due}
 
 
 def installation(sim: Simulator, **extra: Any) -> InstallationConfig:
-    """Every view enabled, default limits; only the timeout is generous (the first 100k poll pages a lot)."""
+    """Every collector enabled, default limits; only the timeout is generous (the first 100k poll pages a lot)."""
     return InstallationConfig(name=NAME, url=sim.url, identifier=Secret(inline=sim.identifier),
                               secret=Secret(inline=sim.secret), timezone=TZ, timeout=30.0, **extra)
 
 
 @dataclass
 class Bench:
-    """A simulator, a poller with every registered view and a clock the caller moves."""
+    """A simulator, a poller with every registered collector and a clock the caller moves."""
 
     sim: Simulator
     inst: InstallationConfig
     client: TaggingClient
     poller: InstallationPoller
-    views: list[View]
+    collectors: list[Collector]
     now: float
     rng: random.Random = field(default_factory=lambda: random.Random(99))
 
@@ -128,33 +128,33 @@ class Bench:
         sim = Simulator(world=make_world(tickets, now)).start()
         inst = installation(sim)
         client = TaggingClient(WhmcsClient(inst))
-        views = build_views(inst)
-        tagged: list[View] = [TaggedView(v, client) for v in views]
-        bench = cls(sim=sim, inst=inst, client=client, poller=None, views=views, now=now)  # type: ignore[arg-type]
+        collectors = build_collectors(inst)
+        tagged: list[Collector] = [TaggedCollector(v, client) for v in collectors]
+        bench = cls(sim=sim, inst=inst, client=client, poller=None, collectors=collectors, now=now)  # type: ignore[arg-type]
         bench.poller = InstallationPoller(inst, SnapshotStore([NAME]), client=client,  # type: ignore[arg-type]
-                                          views=tagged, clock=lambda: bench.now)
+                                          collectors=tagged, clock=lambda: bench.now)
         return bench
 
     def stop(self) -> None:
         self.sim.stop()
 
-    def view_names(self) -> list[str]:
-        return [v.name for v in self.views]
+    def collector_names(self) -> list[str]:
+        return [v.name for v in self.collectors]
 
     def first_response(self) -> Any:
-        return next((v for v in self.views if v.name == "first_response"), None)
+        return next((v for v in self.collectors if v.name == "first_response"), None)
 
     def poll(self) -> PollCalls:
         self.client.calls.clear()
         started = time.perf_counter()
         snap = self.poller.poll_once()
         seconds = time.perf_counter() - started
-        by_view: dict[str, dict[str, int]] = {name: {} for name in self.view_names()}
-        for (view, action), n in sorted(self.client.calls.items()):
-            by_view.setdefault(view, {})[action] = n
+        by_collector: dict[str, dict[str, int]] = {name: {} for name in self.collector_names()}
+        for (collector, action), n in sorted(self.client.calls.items()):
+            by_collector.setdefault(collector, {})[action] = n
         fr = self.first_response()
         due = sum(1 for t in fr.tickets.values() if t.needs_fetch) if fr is not None else 0
-        return PollCalls(by_view, seconds, snap.up and all(s.success for s in snap.views.values()), due)
+        return PollCalls(by_collector, seconds, snap.up and all(s.success for s in snap.collectors.values()), due)
 
     def traffic(self, events: int) -> None:
         if events:
@@ -175,7 +175,7 @@ class Bench:
 
 
 def catch_up_polls(due: int, budget: int) -> int:
-    """Polls the first-response view needs to read `due` tickets at `budget` per poll."""
+    """Polls the first-response collector needs to read `due` tickets at `budget` per poll."""
     return math.ceil(due / budget) if budget else 0
 
 

@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from exporter import __version__, logs
-from exporter.collector import SnapshotCollector
-from exporter.config import COLLECTORS, Config, ConfigError, InstallationConfig, Secret, load
+from exporter.collectors.registry import REGISTRY
+from exporter.config import Config, ConfigError, InstallationConfig, Secret, load
 from exporter.poller import InstallationPoller, start_pollers
+from exporter.render import SnapshotRenderer
 from exporter.server import ExporterHTTPServer, parse_listen_address, serve
 from exporter.snapshot import SnapshotStore
 
@@ -46,10 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
     parser.add_argument("--version", action="version", version=f"whmcs-ticket-exporter {__version__}")
-    for name in COLLECTORS:
+    for collector in REGISTRY:
+        name, state = collector.name, "on" if collector.default else "off"
         group = parser.add_mutually_exclusive_group()
         group.add_argument(f"--collector.{name}", dest=f"collector_{name}", action="store_true", default=None,
-                           help=f"enable the {name} collector for every installation")
+                           help=f"enable the {name} collector for every installation: {collector.summary} "
+                                f"(default {state})")
         group.add_argument(f"--no-collector.{name}", dest=f"collector_{name}", action="store_false",
                            help=f"disable the {name} collector for every installation")
     return parser
@@ -59,7 +62,7 @@ def apply_collector_flags(config: Config, args: argparse.Namespace) -> Config:
     installations = []
     for inst in config.installations:
         enabled = set(inst.collectors)
-        for name in COLLECTORS:
+        for name in (c.name for c in REGISTRY):
             choice = getattr(args, f"collector_{name}")
             if choice is True:
                 enabled.add(name)
@@ -115,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pollers = [InstallationPoller(inst, store) for inst in config.installations]
     caps = {i.name: i.max_series for i in config.installations}
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(store, lambda name: caps.get(name, 5000)))
+    registry.register(SnapshotRenderer(store, lambda name: caps.get(name, 5000)))
 
     if args.once:
         return run_once(pollers, registry, simulator)

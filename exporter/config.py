@@ -19,12 +19,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-COLLECTORS = ("counts", "oldest_awaiting", "departments", "wait_distribution", "priorities", "first_response")
 DEFAULT_BUCKETS = (900.0, 3600.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0, 604800.0)
 API_STYLES = ("whmcs", "bearer")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def registered_collectors() -> tuple[tuple[str, ...], frozenset[str]]:
+    """(every collector's name in poll order, the ones enabled by default), from the collector registry.
+
+    Imported on use: the collectors import the client, which imports this module.
+    """
+    from exporter.collectors.registry import DEFAULTS, NAMES
+
+    return NAMES, DEFAULTS
 
 
 class ConfigError(Exception):
@@ -83,7 +92,7 @@ class InstallationConfig:
     max_age: float = 180.0
     auth_backoff: float = 1800.0
     max_backoff: float = 900.0
-    collectors: frozenset[str] = frozenset(COLLECTORS)
+    collectors: frozenset[str] = field(default_factory=lambda: registered_collectors()[1])
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     sample_limit: int = 1000
     distribution_max_calls: int = 40
@@ -354,10 +363,11 @@ def _buckets(raw: Any, where: str, problems: list[str]) -> tuple[float, ...]:
 
 
 def _collectors(raw: Any, where: str, problems: list[str]) -> frozenset[str]:
+    names, defaults = registered_collectors()
     if isinstance(raw, list):
         chosen = {str(c) for c in raw}
     elif isinstance(raw, Mapping):
-        chosen = set(COLLECTORS)
+        chosen = set(defaults)
         for key, enabled in raw.items():
             if not isinstance(enabled, bool):
                 problems.append(f"{where}.{key}: must be true or false")
@@ -367,9 +377,9 @@ def _collectors(raw: Any, where: str, problems: list[str]) -> frozenset[str]:
                 chosen.discard(str(key))
     else:
         problems.append(f"{where}: must be a list of names or a mapping name: true/false")
-        return frozenset(COLLECTORS)
-    unknown = chosen - set(COLLECTORS)
+        return defaults
+    unknown = chosen - set(names)
     if unknown:
         problems.append(f"{where}: unknown collector(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(COLLECTORS)}")
-    return frozenset(chosen & set(COLLECTORS))
+                        f"known: {', '.join(names)}")
+    return frozenset(chosen & set(names))

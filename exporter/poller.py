@@ -1,9 +1,9 @@
-"""Polling one installation: run its views on schedule, publish a snapshot, respect back-offs.
+"""Polling one installation: run its collectors on schedule, publish a snapshot, respect back-offs.
 
 One `InstallationPoller` per installation, each in its own thread, so one
 installation's outage or slowness never delays another's. A poll runs the
-enabled views in order; a failure that concerns one action (permission,
-unsupported, odd answer) fails that view only, a failure that concerns
+enabled collectors in order; a failure that concerns one action (permission,
+unsupported, odd answer) fails that collector only, a failure that concerns
 WHMCS itself (auth, HTTP, timeout, connection) ends the poll. Scrapes never
 trigger calls: they read the last published snapshot.
 """
@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import MappingProxyType
 
+from exporter.advice import advice
 from exporter.backoff import jitter_for, next_poll_time, pause_after
 from exporter.client import CallStats, WhmcsClient
+from exporter.collectors.base import Collector, PollContext
+from exporter.collectors.registry import build_collectors
 from exporter.config import InstallationConfig, credentials_digest
 from exporter.errors import ShapeError, WhmcsError, scrub_secrets
-from exporter.hints import advice
-from exporter.snapshot import InstallationSnapshot, SnapshotStore, ViewState
-from exporter.views.base import PollContext, View
-from exporter.views.registry import build_views
+from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,13 @@ def credential_fingerprint(client: WhmcsClient) -> str | None:
 
 class InstallationPoller:
     def __init__(self, installation: InstallationConfig, store: SnapshotStore, *,
-                 client: WhmcsClient | None = None, views: list[View] | None = None,
+                 client: WhmcsClient | None = None, collectors: list[Collector] | None = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.installation = installation
         self.store = store
         self.stats = client.stats if client else CallStats()
         self.client = client or WhmcsClient(installation, stats=self.stats)
-        self.views = views if views is not None else build_views(installation)
+        self.collectors = collectors if collectors is not None else build_collectors(installation)
         self.clock = clock
         self.rng = rng or random.Random()
         self.snapshot = InstallationSnapshot(name=installation.name, max_age=installation.max_age)
@@ -77,68 +77,21 @@ class InstallationPoller:
 
         started = time.monotonic()
         calls_before = sum(self.stats.totals()[0].values())
-        ctx = PollContext(client=self.client, now=now, installation=self.installation)
-        views = dict(snap.views)
-        fatal: WhmcsError | None = None
-        any_success = False
-        for view in self.views:
-            previous = views.get(view.name, ViewState())
-            if fatal is not None:
-                views[view.name] = replace(previous, success=False, reason=fatal.reason,
-                                           error=f"not polled: {fatal}")
-                continue
-            try:
-                part = view.poll(ctx)
-            except WhmcsError as exc:
-                if isinstance(exc, ShapeError):
-                    self.stats.record_failure(exc.action, exc.reason)
-                    exc = self._scrubbed(exc)  # raised by a view quoting an answer: the client never saw it
-                views[view.name] = replace(previous, success=False, reason=exc.reason, error=str(exc))
-                self._log_view_failure(view.name, exc, previous)
-                if exc.aborts_poll:
-                    fatal = exc
-                continue
-            except Exception as exc:  # a bug in one view costs that view, never the poll or the thread
-                log.exception("whmcs=%s collector=%s: unexpected error (a bug: please report it)",
-                              self.installation.name, view.name)
-                views[view.name] = replace(previous, success=False, reason="internal",
-                                           error=f"internal error: {type(exc).__name__}")
-                continue
-            ctx.parts[view.name] = part
-            any_success = True
-            views[view.name] = ViewState(part=part, updated=now, success=True,
-                                         sample_ratio=getattr(part, "sample_ratio", None))
+        states, fatal = self._run_collectors(now)
         duration = time.monotonic() - started
-        requests, failures = self.stats.totals()
-        up = fatal is None and any_success
+        up = fatal is None and any(state.success for state in states.values())
         error = str(fatal) if fatal else None
         if not up and fatal is None:
-            error = "every view failed: " + "; ".join(s.error or "" for s in views.values() if not s.success)
-
-        backoff_reason, backoff_until = None, None
-        if fatal is not None:
-            self._overload_streak = self._overload_streak + 1 if fatal.overloaded else 0
-            pause = pause_after(fatal, interval=self.installation.poll_interval,
-                                auth_backoff=self.installation.auth_backoff,
-                                max_backoff=self.installation.max_backoff,
-                                overload_streak=self._overload_streak, rng=self.rng)
-            if pause is not None:
-                # Counted from the failed answer, not from the poll's start: Retry-After means "after this answer".
-                backoff_reason, backoff_until = pause.reason, self.clock() + pause.seconds
-                self._auth_fingerprint = credential_fingerprint(self.client) if pause.reason == "auth" else None
-                self._log_pause(fatal, pause.seconds)
-            else:
-                self._log_poll_failure(fatal)
-        else:
-            self._overload_streak = 0
+            error = "every collector failed: " + "; ".join(s.error or "" for s in states.values() if not s.success)
+        backoff_reason, backoff_until = self._plan_pause(fatal)
         if up and not snap.up and snap.polls:
             log.info("whmcs=%s: poll succeeded again", snap.name)
         if up:
             self._last_warning = None
-
-        self.snapshot = replace(
+        requests, failures = self.stats.totals()
+        return self._publish(replace(
             snap,
-            views=MappingProxyType(views),
+            collectors=MappingProxyType(states),
             up=up,
             error=error,
             polls=snap.polls + 1,
@@ -151,12 +104,73 @@ class InstallationPoller:
             backoff_until=backoff_until,
             requests=MappingProxyType(requests),
             failures=MappingProxyType(failures),
-        )
-        self.store.put(self.snapshot)
-        return self.snapshot
+        ))
+
+    def _run_collectors(self, now: float) -> tuple[dict[str, CollectorState], WhmcsError | None]:
+        """Each enabled collector's new state, and the failure that ended the poll (None if none did).
+
+        After such a failure the remaining collectors are not polled (no call is wasted on a broken WHMCS)."""
+        ctx = PollContext(client=self.client, now=now, installation=self.installation)
+        states = dict(self.snapshot.collectors)
+        fatal: WhmcsError | None = None
+        for collector in self.collectors:
+            previous = states.get(collector.name, CollectorState())
+            if fatal is not None:
+                states[collector.name] = replace(previous, success=False, reason=fatal.reason,
+                                                 error=f"not polled: {fatal}", duration=0.0)
+                continue
+            started = time.monotonic()
+            try:
+                part = collector.poll(ctx)
+            except WhmcsError as exc:
+                if isinstance(exc, ShapeError):
+                    self.stats.record_failure(exc.action, exc.reason)
+                    exc = self._scrubbed(exc)  # raised by a collector quoting an answer: the client never saw it
+                states[collector.name] = replace(previous, success=False, reason=exc.reason, error=str(exc),
+                                                 duration=time.monotonic() - started)
+                self._log_collector_failure(collector.name, exc, previous)
+                if exc.aborts_poll:
+                    fatal = exc
+                continue
+            except Exception as exc:  # a bug in one collector costs that collector, never the poll or the thread
+                log.exception("whmcs=%s collector=%s: unexpected error (a bug: please report it)",
+                              self.installation.name, collector.name)
+                states[collector.name] = replace(previous, success=False, reason="internal",
+                                                 error=f"internal error: {type(exc).__name__}",
+                                                 duration=time.monotonic() - started)
+                continue
+            ctx.parts[collector.name] = part
+            states[collector.name] = CollectorState(part=part, updated=now, success=True,
+                                                    sample_ratio=getattr(part, "sample_ratio", None),
+                                                    last_success=self.clock(),
+                                                    duration=time.monotonic() - started)
+        return states, fatal
+
+    def _plan_pause(self, fatal: WhmcsError | None) -> tuple[str | None, float | None]:
+        """(reason, until) of the pause the poll's failure calls for, or (None, None) to poll on schedule."""
+        if fatal is None:
+            self._overload_streak = 0
+            return None, None
+        self._overload_streak = self._overload_streak + 1 if fatal.overloaded else 0
+        pause = pause_after(fatal, interval=self.installation.poll_interval,
+                            auth_backoff=self.installation.auth_backoff,
+                            max_backoff=self.installation.max_backoff,
+                            overload_streak=self._overload_streak, rng=self.rng)
+        if pause is None:
+            self._log_poll_failure(fatal)
+            return None, None
+        self._auth_fingerprint = credential_fingerprint(self.client) if pause.reason == "auth" else None
+        self._log_pause(fatal, pause.seconds)
+        # Counted from the failed answer, not from the poll's start: Retry-After means "after this answer".
+        return pause.reason, self.clock() + pause.seconds
+
+    def _publish(self, snapshot: InstallationSnapshot) -> InstallationSnapshot:
+        self.snapshot = snapshot
+        self.store.put(snapshot)
+        return snapshot
 
     def _scrubbed(self, exc: WhmcsError) -> WhmcsError:
-        """A view's error quotes field values; an answer echoing the request must not put a secret in the log."""
+        """A collector's error quotes field values; an answer echoing the request must not put a secret in the log."""
         try:
             secrets = self.client.secret_values(self.client.credentials())
         except (OSError, AttributeError):  # a secret file went missing; a test double without credentials
@@ -169,14 +183,14 @@ class InstallationPoller:
         current = credential_fingerprint(self.client)
         return current is not None and current != self._auth_fingerprint
 
-    def _log_view_failure(self, view: str, exc: WhmcsError, previous: ViewState) -> None:
+    def _log_collector_failure(self, name: str, exc: WhmcsError, previous: CollectorState) -> None:
         if exc.aborts_poll:
             return  # logged once as the poll's failure, with advice
-        # Once per change: a view that keeps failing the same way (an action the installation lacks) must not
+        # Once per change: a collector that keeps failing the same way (an action the installation lacks) must not
         # repeat its warning every poll; the first failure, a new reason or a relapse after success is logged.
         level = logging.WARNING if previous.success or previous.reason != exc.reason else logging.DEBUG
         hint = advice(exc)
-        log.log(level, "whmcs=%s collector=%s failed: %s%s", self.installation.name, view, exc,
+        log.log(level, "whmcs=%s collector=%s failed: %s%s", self.installation.name, name, exc,
                  f" - {hint}" if hint else "")
 
     def _log_poll_failure(self, exc: WhmcsError) -> None:

@@ -142,7 +142,7 @@ def landing_page(store: SnapshotStore) -> str:
             state += f" (paused for {snap.backoff_reason} until {until} UTC)"
         last = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snap.last_poll_time)) if snap.last_poll_time else "-"
         views = ", ".join(f"{n}: {'ok' if v.success else html.escape(v.reason or 'failed')}"
-                          for n, v in sorted(snap.views.items()))
+                          for n, v in sorted(snap.collectors.items()))
         rows.append(f"<tr><td>{html.escape(snap.name)}</td><td>{last}</td><td>{html.escape(state)}</td>"
                     f"<td>{views}</td></tr>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>WHMCS ticket exporter</title></head><body>"

@@ -15,17 +15,19 @@ from typing import Any, Protocol
 
 
 class Part(Protocol):
-    """What one view learned in one poll. Renders itself into metric families."""
+    """What one collector learned in one poll. Renders itself into metric families."""
 
     def families(self, out: Any) -> None: ...
 
 
 @dataclass(frozen=True)
-class ViewState:
-    """A view's last good part and what happened on its last attempt."""
+class CollectorState:
+    """A collector's last good part and what happened on its last attempt."""
 
     part: Part | None = None
     updated: float | None = None  # poll time the part describes
+    last_success: float | None = None  # when its last successful attempt ended
+    duration: float | None = None  # seconds its last attempt took
     success: bool = False
     reason: str | None = None  # failure reason of the last attempt
     error: str | None = None
@@ -36,7 +38,7 @@ class ViewState:
 class InstallationSnapshot:
     name: str
     max_age: float
-    views: Mapping[str, ViewState] = field(default_factory=lambda: MappingProxyType({}))
+    collectors: Mapping[str, CollectorState] = field(default_factory=lambda: MappingProxyType({}))
     up: bool = False
     error: str | None = None
     polls: int = 0
@@ -57,7 +59,7 @@ class InstallationSnapshot:
 
     def fresh_parts(self, now: float) -> Iterable[tuple[str, Part]]:
         """Parts young enough to export: older data is dropped so dashboards show a gap, not frozen numbers."""
-        for name, state in self.views.items():
+        for name, state in self.collectors.items():
             if state.part is not None and state.updated is not None and now - state.updated <= self.max_age:
                 yield name, state.part
 

@@ -18,12 +18,12 @@ import pytest
 
 from exporter.bearer import GRANT_ACTION, OAuth2PasswordGrant, StaticToken, kebab_case, parse_grant
 from exporter.client import WhmcsClient
+from exporter.collectors.ticket_lists import parse_ticket
 from exporter.config import InstallationConfig, Secret
 from exporter.errors import AuthError, ConnectionFailed, InvalidResponse, RateLimited, Unsupported
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
-from exporter.views.ticket_list import parse_ticket
 
 CLIENT_SECRET = "client-secret-XYZ123"
 PASSWORD = "hunter2-password"
@@ -297,8 +297,8 @@ def test_missing_action_is_unsupported_and_counts_are_derived(gateway: Simulator
     poller = InstallationPoller(bearer_installation(gateway), SnapshotStore(["gw"]), clock=lambda: now)
     snap = poller.poll_once()
     assert snap.up
-    assert all(state.success for state in snap.views.values())
-    counts = snap.views["counts"].part
+    assert all(state.success for state in snap.collectors.values())
+    counts = snap.collectors["counts"].part
     truth = gateway.world.truth(now)
     assert counts.derived
     # GetSupportStatuses lists configured statuses only: a title left on tickets after its status was deleted
@@ -306,7 +306,7 @@ def test_missing_action_is_unsupported_and_counts_are_derived(gateway: Simulator
     configured = {s.title for s in gateway.world.statuses}
     assert dict(counts.by_status) == {k: v for k, v in truth["status_counts"].items() if k in configured}
     assert (counts.active, counts.awaiting, counts.flagged) == (truth["active"], truth["awaiting"], None)
-    assert snap.views["oldest_awaiting"].part.age == truth["oldest_awaiting_age"]
+    assert snap.collectors["oldest_awaiting"].part.age == truth["oldest_awaiting_age"]
     assert snap.failures == {("GetTicketCounts", "unsupported"): 1}
 
 
@@ -318,7 +318,7 @@ def test_an_unsupported_view_is_logged_once_not_every_poll(gateway: Simulator, c
         for _ in range(4):
             snap = poller.poll_once()
             clock.now += 10
-    assert snap.views["oldest_awaiting"].reason == "unsupported"
+    assert snap.collectors["oldest_awaiting"].reason == "unsupported"
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "collector=oldest_awaiting" in r.message]
     assert len(warnings) == 1
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from exporter.client import WhmcsClient
+from exporter.collectors.base import PollContext
+from exporter.collectors.departments import DepartmentsCollector, parse_departments
 from exporter.config import InstallationConfig, Secret
 from exporter.errors import ShapeError
 from exporter.simulator import Department, Simulator, World
-from exporter.views.base import PollContext
-from exporter.views.departments import DepartmentsView, parse_departments
 from tests.fake_whmcs import FakeTicket, FakeTickets, exposition, promtool_check
 
 NOW = 1_700_000_000
@@ -36,7 +36,7 @@ def test_counts_oldest_wait_and_one_tail_call_per_waiting_department():
                         FakeTicket(3, NOW - 7200, deptid=2)],
                        string_numbers=True,
                        departments=[dept(1, "Sales", 2, 3), dept(2, "Support", 1, 1), dept(3, "Abuse", 0, 4)])
-    part = DepartmentsView().poll(PollContext(client=fake, now=NOW, installation=INST))
+    part = DepartmentsCollector().poll(PollContext(client=fake, now=NOW, installation=INST))
     got = series(part)
     assert got[("whmcs_department_tickets_awaiting_reply", "Sales")] == 2
     assert got[("whmcs_department_tickets_active", "Abuse")] == 4
@@ -51,16 +51,16 @@ def test_counts_oldest_wait_and_one_tail_call_per_waiting_department():
 
 def test_duplicate_names_get_the_id_and_no_departments_key_means_none():
     fake = FakeTickets([], departments=[dept(7, "Support", 0, 0), dept(3, "Support", 0, 1), dept(9, "Support", 0, 2)])
-    part = DepartmentsView().poll(PollContext(client=fake, now=NOW, installation=INST))
+    part = DepartmentsCollector().poll(PollContext(client=fake, now=NOW, installation=INST))
     assert [r.label for r in part.departments] == ["Support (id 7)", "Support", "Support (id 9)"]
     promtool_check(exposition(part))
-    empty = DepartmentsView().poll(PollContext(client=FakeTickets([], departments=[]), now=NOW, installation=INST))
+    empty = DepartmentsCollector().poll(PollContext(client=FakeTickets([], departments=[]), now=NOW, installation=INST))
     assert empty.departments == () and series(empty) == {}
 
 
 def test_tail_hidden_by_department_filter_leaves_the_age_absent():
     fake = FakeTickets([], departments=[dept(1, "Sales", 2, 2)])  # GetTickets sees nothing
-    part = DepartmentsView().poll(PollContext(client=fake, now=NOW, installation=INST))
+    part = DepartmentsCollector().poll(PollContext(client=fake, now=NOW, installation=INST))
     assert part.departments[0].oldest_age is None
     assert ("whmcs_department_oldest_awaiting_reply_age_seconds", "Sales") not in series(part)
 
@@ -70,7 +70,7 @@ def test_unreadable_answer_is_a_shape_error():
         parse_departments({"departments": {"department": [{"id": "1", "name": "A", "awaitingreply": "x"}]}})
     fake = FakeTickets([], departments=[{"id": "one", "name": "A", "awaitingreply": "0", "opentickets": "0"}])
     with pytest.raises(ShapeError):
-        DepartmentsView().poll(PollContext(client=fake, now=NOW, installation=INST))
+        DepartmentsCollector().poll(PollContext(client=fake, now=NOW, installation=INST))
 
 
 class Clock:
@@ -84,8 +84,8 @@ def test_simulator_every_department_matches_the_truth_and_deleted_ones_vanish():
         inst = InstallationConfig(name="sim", url=sim.url, identifier=Secret("sim-identifier"),
                                   secret=Secret("sim-secret"), timezone="Europe/Berlin")
         client = WhmcsClient(inst)
-        view = DepartmentsView()
-        part = view.poll(PollContext(client=client, now=NOW, installation=inst))
+        collector = DepartmentsCollector()
+        part = collector.poll(PollContext(client=client, now=NOW, installation=inst))
         truth = world.truth(NOW)["departments"]
         assert {r.label for r in part.departments} == {d.name for d in world.departments}
         for row in part.departments:
@@ -99,7 +99,7 @@ def test_simulator_every_department_matches_the_truth_and_deleted_ones_vanish():
         with world.lock:  # "Abuse" is deleted; a second "Sales" appears
             world.departments = [d for d in world.departments if d.name != "Abuse"] + [Department(99, "Sales")]
             world._bump()
-        again = view.poll(PollContext(client=client, now=NOW, installation=inst))
+        again = collector.poll(PollContext(client=client, now=NOW, installation=inst))
         labels = {r.label for r in again.departments}
         assert "Abuse" not in labels and {"Sales", "Sales (id 99)"} <= labels
         assert not any(k[1] == "Abuse" for k in series(again))
@@ -110,7 +110,7 @@ def test_longest_wait_is_measured_for_at_most_max_tails_departments():
     tickets = [FakeTicket(100 + i, NOW - 1000 * i, deptid=i) for i in range(1, 8) for _ in range(i)]
     fake = FakeTickets(tickets, departments=depts)
     fake.sort()
-    part = DepartmentsView(max_tails=3).poll(PollContext(client=fake, now=NOW, installation=INST))
+    part = DepartmentsCollector(max_tails=3).poll(PollContext(client=fake, now=NOW, installation=INST))
     ages = {row.label: row.oldest_age for row in part.departments}
     # The three departments with the most waiting tickets are measured, the others have no series.
     assert ages == {"D7": 7000.0, "D6": 6000.0, "D5": 5000.0, "D4": None, "D3": None, "D2": None, "D1": None}

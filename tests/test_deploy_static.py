@@ -270,7 +270,8 @@ def test_dashboard_rows_and_key_panels(dashboard):
         "whmcs_exporter_poll_api_calls",
         "whmcs_exporter_poll_duration_seconds",
         "whmcs_tickets_without_staff_reply",
-        "whmcs_exporter_response_coverage_ratio",
+        "whmcs_exporter_sample_ratio",
+        "whmcs_exporter_collector_duration_seconds",
     ):
         assert needle in exprs, needle
     ids = [p["id"] for p in panels]

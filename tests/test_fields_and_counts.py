@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from exporter.collectors.counts import parse_counts, parse_status_map, parse_statuses
 from exporter.fields import items, parse_local_time, to_count
-from exporter.views.counts import parse_counts, parse_status_map, parse_statuses
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -110,17 +110,17 @@ class _GatewayWithoutCounts:
 
 
 def test_missing_counts_action_is_derived_and_not_asked_every_poll():
+    from exporter.collectors.base import PollContext
+    from exporter.collectors.counts import RECHECK_UNSUPPORTED, CountsCollector
     from exporter.config import InstallationConfig, Secret
-    from exporter.views.base import PollContext
-    from exporter.views.counts import RECHECK_UNSUPPORTED, CountsView
 
     inst = InstallationConfig(name="g", url="https://g.example", identifier=Secret("i"), secret=Secret("s"))
-    client, view = _GatewayWithoutCounts(), CountsView()
-    part = view.poll(PollContext(client=client, now=1000.0, installation=inst))
+    client, collector = _GatewayWithoutCounts(), CountsCollector()
+    part = collector.poll(PollContext(client=client, now=1000.0, installation=inst))
     assert (part.active, part.awaiting, part.flagged, part.by_status) == (5, 2, None, (("Open", 2),))
     assert client.calls == ["GetTicketCounts", "GetSupportStatuses", "GetTickets", "GetTickets"]
     client.calls.clear()
-    view.poll(PollContext(client=client, now=1060.0, installation=inst))
+    collector.poll(PollContext(client=client, now=1060.0, installation=inst))
     assert "GetTicketCounts" not in client.calls
-    view.poll(PollContext(client=client, now=1000.0 + RECHECK_UNSUPPORTED, installation=inst))
+    collector.poll(PollContext(client=client, now=1000.0 + RECHECK_UNSUPPORTED, installation=inst))
     assert client.calls.count("GetTicketCounts") == 1

@@ -1,4 +1,4 @@
-"""The first-response view: pure reply parsing, the cache and its call costs, and exactness against the simulator.
+"""The first-response collector: pure reply parsing, the cache and its call costs, and exactness against the simulator.
 
 Cost tests call the simulator's API functions in-process through the real `classify()`, so they count
 calls without HTTP; the week-of-traffic test goes over HTTP with the real `WhmcsClient`.
@@ -22,22 +22,16 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.client import WhmcsClient, classify
+from exporter.collectors.base import PollContext
+from exporter.collectors.first_response import FirstResponseCollector, FirstResponsePart
+from exporter.collectors.ticket_lists import Page, TicketRow, next_start
+from exporter.collectors.ticket_replies import first_staff_reply, parse_ticket_replies, summarise
+from exporter.collectors.window_listing import FULL_PASS_INTERVAL, MAX_LIST_PAGES_PER_POLL, PAGE_SIZE, Tracked
 from exporter.config import InstallationConfig, Secret
 from exporter.errors import ConnectionFailed, WhmcsError
 from exporter.families import FamilySink
 from exporter.simulator import Simulator, World
 from exporter.simulator.api import handle, to_json
-from exporter.views.base import PollContext
-from exporter.views.first_response import (
-    FULL_PASS_INTERVAL,
-    MAX_LIST_PAGES_PER_POLL,
-    PAGE_SIZE,
-    FirstResponsePart,
-    FirstResponseView,
-    Tracked,
-)
-from exporter.views.replies import first_staff_reply, next_start, parse_ticket_replies, summarise
-from exporter.views.ticket_list import Page, TicketRow
 
 NOW = 1_700_000_000  # 2023-11-14: no DST change within a week either side in Chicago
 ZONE_NAME = "America/Chicago"
@@ -145,7 +139,7 @@ def test_next_start_rereads_the_last_tie_run():
     assert next_start(ties, overlap=2) == 1  # never stalls
 
 
-# ---- the view against an in-memory WHMCS ------------------------------------------------------------
+# ---- the collector against an in-memory WHMCS ------------------------------------------------------------
 
 class Clock:
     def __init__(self, t: float = NOW) -> None:
@@ -178,8 +172,8 @@ def installation(**kw: Any) -> InstallationConfig:
                               timezone=ZONE_NAME, **kw)
 
 
-def poll(view: FirstResponseView, client: Any, inst: InstallationConfig, now: float) -> FirstResponsePart:
-    return view.poll(PollContext(client=client, now=now, installation=inst))
+def poll(collector: FirstResponseCollector, client: Any, inst: InstallationConfig, now: float) -> FirstResponsePart:
+    return collector.poll(PollContext(client=client, now=now, installation=inst))
 
 
 def assert_truth(part: FirstResponsePart, world: World, inst: InstallationConfig, now: float) -> None:
@@ -196,10 +190,10 @@ def desk(clock: Clock, tickets: int = 600, seed: int = 3) -> World:
     return World.generate(seed=seed, tickets=tickets, now=clock.t, tz=ZONE_NAME, clock=clock)
 
 
-def warm(view: FirstResponseView, client: MemoryClient, inst: InstallationConfig, clock: Clock,
+def warm(collector: FirstResponseCollector, client: MemoryClient, inst: InstallationConfig, clock: Clock,
          limit: int = 50) -> FirstResponsePart:
     for _ in range(limit):
-        part = poll(view, client, inst, clock.t)
+        part = poll(collector, client, inst, clock.t)
         if part.coverage == 1.0:
             return part
         clock.t += 60
@@ -210,16 +204,16 @@ def test_first_poll_pages_the_window_head_only_then_one_page_per_poll():
     clock = Clock()
     world = desk(clock, tickets=1500)
     client, inst = MemoryClient(world), installation()
-    view = FirstResponseView(inst)
-    part = poll(view, client, inst, clock.t)
+    collector = FirstResponseCollector(inst)
+    part = poll(collector, client, inst, clock.t)
     head = sum(1 for t in world.live_tickets() if t.lastreply >= clock.t - inst.response_window)
     assert client.calls["GetTickets"] == math.ceil(head / PAGE_SIZE)  # not the 1500-ticket list
     assert client.calls["GetTicket"] == 50 and 0 < part.coverage < 1
-    part = warm(view, client, inst, clock)
+    part = warm(collector, client, inst, clock)
     assert_truth(part, world, inst, clock.t)
     client.calls.clear()
     clock.t += 60
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
     assert client.calls == Counter({"GetTickets": 1})  # nothing moved: one page, no GetTicket
 
 
@@ -227,14 +221,14 @@ def test_budget_limits_get_ticket_calls_oldest_first():
     clock = Clock()
     world = desk(clock)
     client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=10)
-    view = FirstResponseView(inst)
+    collector = FirstResponseCollector(inst)
     fetched: list[float] = []
     client.before = lambda a, p, n: fetched.append(world.tickets[int(p["ticketid"])].date) if a == "GetTicket" \
         else None
     coverage = []
     for _ in range(40):
         client.calls.clear()
-        part = poll(view, client, inst, clock.t)
+        part = poll(collector, client, inst, clock.t)
         assert client.calls["GetTicket"] <= 10
         coverage.append(part.coverage)
         if part.coverage == 1.0:
@@ -248,29 +242,29 @@ def test_cache_refetches_only_unanswered_tickets_whose_lastreply_moved():
     clock = Clock()
     world = desk(clock, tickets=300)
     client, inst = MemoryClient(world, ticketnum=True), installation()
-    view = FirstResponseView(inst)
-    warm(view, client, inst, clock)
-    answered = next(i for i, t in view.tickets.items() if t.first_staff_reply is not None)
+    collector = FirstResponseCollector(inst)
+    warm(collector, client, inst, clock)
+    answered = next(i for i, t in collector.tickets.items() if t.first_staff_reply is not None)
     clock.t += 300
     fresh = world.add_ticket(subject="new", at=clock.t)  # lastreply == date: known without a call
     world.customer_reply(answered, at=clock.t)  # its first response is cached: no call
     client.calls.clear()
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
     assert client.calls == Counter({"GetTickets": 1})
     clock.t += 300
     world.customer_reply(fresh.id, at=clock.t)  # still unanswered and it moved: one call
     client.calls.clear()
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
     assert client.calls["GetTicket"] == 1
     clock.t += 300
     world.staff_reply(fresh.id, at=clock.t)
     client.calls.clear()
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
-    assert client.calls["GetTicket"] == 1 and view.tickets[fresh.id].first_staff_reply == clock.t
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
+    assert client.calls["GetTicket"] == 1 and collector.tickets[fresh.id].first_staff_reply == clock.t
     clock.t += 300
     world.customer_reply(fresh.id, at=clock.t)
     client.calls.clear()
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
     assert client.calls["GetTicket"] == 0
 
 
@@ -278,14 +272,14 @@ def test_staff_opened_ticket_waits_for_a_real_response():
     clock = Clock()
     world = World(seed=1, tz=ZONE_NAME, clock=clock)
     client, inst = MemoryClient(world), installation()
-    view = FirstResponseView(inst)
+    collector = FirstResponseCollector(inst)
     t = world.add_ticket(admin="Alice", at=clock.t - 3600)
     world.customer_reply(t.id, at=clock.t - 1800)
     world.add_note(t.id, "called the customer", at=clock.t - 1700)
-    part = poll(view, client, inst, clock.t)
+    part = poll(collector, client, inst, clock.t)
     assert (part.without_staff_reply, part.oldest_without_staff_reply_age, part.buckets[-1][1]) == (1, 3600, 0)
     world.staff_reply(t.id, at=clock.t + 60)
-    part = poll(view, client, inst, clock.t + 120)
+    part = poll(collector, client, inst, clock.t + 120)
     assert part.without_staff_reply == 0 and part.total_seconds == 3660
 
 
@@ -293,7 +287,7 @@ def test_ticket_gone_between_calls_is_dropped_not_an_error():
     clock = Clock()
     world = World(seed=1, tz=ZONE_NAME, clock=clock)
     client, inst = MemoryClient(world), installation()
-    view = FirstResponseView(inst)
+    collector = FirstResponseCollector(inst)
     a, b = world.add_ticket(at=clock.t - 900), world.add_ticket(at=clock.t - 800)
     for t in (a, b):
         world.customer_reply(t.id, at=clock.t - 100)
@@ -302,8 +296,8 @@ def test_ticket_gone_between_calls_is_dropped_not_an_error():
         if action == "GetTicket" and n == 1:
             world.merge(a.id, b.id)
     client.before = merge_a
-    part = poll(view, client, inst, clock.t)
-    assert set(view.tickets) == {b.id} and part.coverage == 1.0 and part.without_staff_reply == 1
+    part = poll(collector, client, inst, clock.t)
+    assert set(collector.tickets) == {b.id} and part.coverage == 1.0 and part.without_staff_reply == 1
     assert_truth(part, world, inst, clock.t)
 
 
@@ -311,66 +305,66 @@ def test_failure_mid_poll_keeps_what_completed():
     clock = Clock()
     world = desk(clock, tickets=300)
     client, inst = MemoryClient(world), installation()
-    view = FirstResponseView(inst)
+    collector = FirstResponseCollector(inst)
 
     def fail_third(action: str, params: dict[str, str], n: int) -> None:
         if action == "GetTicket" and n == 3:
             raise ConnectionFailed("GetTicket", "connection reset")
     client.before = fail_third
     with pytest.raises(WhmcsError):
-        poll(view, client, inst, clock.t)
-    assert sum(1 for t in view.tickets.values() if t.read_at is not None and t.first_staff_reply is not None) >= 1
-    assert sum(1 for t in view.tickets.values() if not t.needs_fetch) >= 2  # two answers were kept
+        poll(collector, client, inst, clock.t)
+    assert sum(1 for t in collector.tickets.values() if t.read_at is not None and t.first_staff_reply is not None) >= 1
+    assert sum(1 for t in collector.tickets.values() if not t.needs_fetch) >= 2  # two answers were kept
     client.before = None
     clock.t += 60
-    assert_truth(warm(view, client, inst, clock), world, inst, clock.t)
+    assert_truth(warm(collector, client, inst, clock), world, inst, clock.t)
     # A head scan that fails on its first page changes nothing at all.
-    before = dict(view.tickets)
+    before = dict(collector.tickets)
     client.before = lambda a, p, n: (_ for _ in ()).throw(ConnectionFailed(a, "down"))
     with pytest.raises(WhmcsError):
-        poll(view, client, inst, clock.t + 60)
-    assert view.tickets == before
+        poll(collector, client, inst, clock.t + 60)
+    assert collector.tickets == before
 
 
 def test_tickets_leaving_the_window_are_evicted():
     clock = Clock()
     world = desk(clock, tickets=300)
     client, inst = MemoryClient(world), installation(response_window=2 * DAY)
-    view = FirstResponseView(inst)
-    warm(view, client, inst, clock)
+    collector = FirstResponseCollector(inst)
+    warm(collector, client, inst, clock)
     in_window = {t.id for t in world.live_tickets() if t.date >= clock.t - 2 * DAY}
-    assert set(view.tickets) == in_window
+    assert set(collector.tickets) == in_window
     clock.t += DAY
-    part = poll(view, client, inst, clock.t)
-    assert set(view.tickets) == {t.id for t in world.live_tickets() if t.date >= clock.t - 2 * DAY}
-    assert len(view.tickets) < len(in_window)
+    part = poll(collector, client, inst, clock.t)
+    assert set(collector.tickets) == {t.id for t in world.live_tickets() if t.date >= clock.t - 2 * DAY}
+    assert len(collector.tickets) < len(in_window)
     assert_truth(part, world, inst, clock.t)
     clock.t += 3 * DAY
-    part = poll(view, client, inst, clock.t)
-    assert view.tickets == {} and part.coverage == 1.0 and part.without_staff_reply == 0
+    part = poll(collector, client, inst, clock.t)
+    assert collector.tickets == {} and part.coverage == 1.0 and part.without_staff_reply == 0
 
 
 def test_merge_and_delete_are_noticed_by_totalresults_or_the_full_pass():
     clock = Clock()
     world = desk(clock, tickets=600)
     client, inst = MemoryClient(world), installation()
-    view = FirstResponseView(inst, full_pass_interval=6 * 3600)
-    warm(view, client, inst, clock)
+    collector = FirstResponseCollector(inst, full_pass_interval=6 * 3600)
+    warm(collector, client, inst, clock)
     # Tickets that stay in the window for the test's 6 hours and lie below the incremental first page.
     deep = sorted((t.lastreply for t in world.live_tickets()), reverse=True)[150]
-    victims = [i for i, t in view.tickets.items() if t.opened > clock.t - 5 * DAY and t.lastreply < deep]
+    victims = [i for i, t in collector.tickets.items() if t.opened > clock.t - 5 * DAY and t.lastreply < deep]
     clock.t += 60
     world.merge(victims[0], victims[1])  # totalresults drops by one: a full pass at once
     client.calls.clear()
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
-    assert victims[0] not in view.tickets and client.calls["GetTickets"] > 1
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
+    assert victims[0] not in collector.tickets and client.calls["GetTickets"] > 1
     # A new ticket with its new id is expected, so a deletion hidden by it still shows in totalresults.
     clock.t += 60
     world.delete(victims[1])
     world.add_ticket(at=clock.t)
     client.calls.clear()
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
-    assert victims[1] not in view.tickets and client.calls["GetTickets"] > 1
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
+    assert victims[1] not in collector.tickets and client.calls["GetTickets"] > 1
     # A deletion offset by an old ticket coming back (un-merged) leaves totalresults alone: the timed
     # full pass finds both.
     clock.t += 60
@@ -379,20 +373,20 @@ def test_merge_and_delete_are_noticed_by_totalresults_or_the_full_pass():
     world.tickets[victims[0]].merged_into = None
     world._bump()
     client.calls.clear()
-    poll(view, client, inst, clock.t)
-    assert gone in view.tickets and victims[0] not in view.tickets and client.calls["GetTickets"] == 1
+    poll(collector, client, inst, clock.t)
+    assert gone in collector.tickets and victims[0] not in collector.tickets and client.calls["GetTickets"] == 1
     clock.t += 6 * 3600
     client.calls.clear()
-    assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
-    assert gone not in view.tickets and victims[0] in view.tickets and client.calls["GetTickets"] > 1
+    assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
+    assert gone not in collector.tickets and victims[0] in collector.tickets and client.calls["GetTickets"] > 1
 
 
 # ---- the page budget: a full pass over several polls ------------------------------------------------
 
-def true_share(view: FirstResponseView, world: World, inst: InstallationConfig, now: float) -> float:
-    """The real share of the window's tickets whose replies the view knows."""
+def true_share(collector: FirstResponseCollector, world: World, inst: InstallationConfig, now: float) -> float:
+    """The real share of the window's tickets whose replies the collector knows."""
     window = sum(1 for t in world.live_tickets() if t.date >= now - inst.response_window)
-    return sum(1 for t in view.tickets.values() if t.known) / window if window else 1.0
+    return sum(1 for t in collector.tickets.values() if t.known) / window if window else 1.0
 
 
 def test_first_poll_at_a_large_desk_reads_a_bounded_number_of_pages():
@@ -401,33 +395,33 @@ def test_first_poll_at_a_large_desk_reads_a_bounded_number_of_pages():
     client, inst = MemoryClient(world), installation()
     head = sum(1 for t in world.live_tickets() if t.lastreply >= clock.t - inst.response_window)
     assert head > MAX_LIST_PAGES_PER_POLL * PAGE_SIZE  # the window head does not fit one poll's pages
-    view = FirstResponseView(inst)
+    collector = FirstResponseCollector(inst)
     for i in range(3):
         client.calls.clear()
-        part = poll(view, client, inst, clock.t)
+        part = poll(collector, client, inst, clock.t)
         assert client.calls["GetTickets"] <= MAX_LIST_PAGES_PER_POLL and client.calls["GetTicket"] <= 50
-        assert view.listing_complete is (i > 0)  # ~13 pages: listed by the second poll
+        assert collector.listing_complete is (i > 0)  # ~13 pages: listed by the second poll
         # Honest while the window is not listed: below 1, and never above the real share.
-        assert 0 < part.coverage < 1 and part.coverage <= true_share(view, world, inst, clock.t)
+        assert 0 < part.coverage < 1 and part.coverage <= true_share(collector, world, inst, clock.t)
         clock.t += 60
     with pytest.raises(ValueError):
-        FirstResponseView(inst, max_list_pages=1)
+        FirstResponseCollector(inst, max_list_pages=1)
 
 
 def test_a_full_pass_spanning_several_polls_ends_exact():
     clock = Clock()
     world = desk(clock, tickets=4000)
     client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=400)
-    view = FirstResponseView(inst, max_list_pages=3)
+    collector = FirstResponseCollector(inst, max_list_pages=3)
     listed_after = None
     for i in range(1, 60):
         client.calls.clear()
-        part = poll(view, client, inst, clock.t)
+        part = poll(collector, client, inst, clock.t)
         assert client.calls["GetTickets"] <= 3
-        assert part.coverage <= true_share(view, world, inst, clock.t) + 1e-12
-        if listed_after is None and view.listing_complete:
+        assert part.coverage <= true_share(collector, world, inst, clock.t) + 1e-12
+        if listed_after is None and collector.listing_complete:
             listed_after = i
-        if not view.listing_complete:
+        if not collector.listing_complete:
             assert part.coverage < 1
         if part.coverage == 1.0:
             break
@@ -439,10 +433,10 @@ def test_a_full_pass_spanning_several_polls_ends_exact():
     passes = []
     for _ in range(10):
         client.calls.clear()
-        part = poll(view, client, inst, clock.t)
+        part = poll(collector, client, inst, clock.t)
         assert part.coverage == 1.0 and client.calls["GetTickets"] <= 3 and client.calls["GetTicket"] == 0
         assert_truth(part, world, inst, clock.t)
-        passes.append(view.last_full_pass)
+        passes.append(collector.last_full_pass)
         clock.t += 60
     assert passes[:4] == [True] * 4 and passes[-1] is False
 
@@ -452,11 +446,11 @@ def test_traffic_during_a_multi_poll_full_pass_is_counted():
     world = desk(clock, tickets=4000, seed=8)
     rng = random.Random(2)
     client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=400)
-    view = FirstResponseView(inst, max_list_pages=3)
+    collector = FirstResponseCollector(inst, max_list_pages=3)
     arrived = []
     for i in range(5):  # the first full pass (~16 pages, 3 per poll) is still running throughout
-        poll(view, client, inst, clock.t)
-        assert not view.listing_complete
+        poll(collector, client, inst, clock.t)
+        assert not collector.listing_complete
         clock.t += 60
         arrived.append(world.add_ticket(at=clock.t - 30).id)
         world.customer_reply(arrived[-1], at=clock.t - 20)  # needs a GetTicket
@@ -465,26 +459,26 @@ def test_traffic_during_a_multi_poll_full_pass_is_counted():
             deep = [t for t in world.live_tickets() if t.date >= clock.t - 3 * DAY and t.lastreply < clock.t - DAY]
             world.merge(deep[0].id, deep[1].id)
             world.delete(deep[2].id)
-    part = warm(view, client, inst, clock)
+    part = warm(collector, client, inst, clock)
     assert_truth(part, world, inst, clock.t)
-    assert all(i in view.tickets for i in arrived if world.tickets[i].merged_into is None)
+    assert all(i in collector.tickets for i in arrived if world.tickets[i].merged_into is None)
 
 
 def test_a_burst_over_the_head_pages_relists_the_window():
     clock = Clock()
     world = desk(clock, tickets=2000)
     client, inst = MemoryClient(world), installation(max_ticket_fetches_per_poll=1000)
-    view = FirstResponseView(inst, max_list_pages=3)
-    warm(view, client, inst, clock)
+    collector = FirstResponseCollector(inst, max_list_pages=3)
+    warm(collector, client, inst, clock)
     clock.t += 60
     # More changed tickets than the head scan's two pages hold (e.g. the first poll after an outage).
     for k, t in enumerate(sorted(world.live_tickets(), key=lambda t: -t.lastreply)[:700]):
         world.customer_reply(t.id, at=clock.t - 30 - k)
     client.calls.clear()
-    part = poll(view, client, inst, clock.t)
-    assert client.calls["GetTickets"] == 3 and part.coverage < 1 and not view.listing_complete
+    part = poll(collector, client, inst, clock.t)
+    assert client.calls["GetTickets"] == 3 and part.coverage < 1 and not collector.listing_complete
     clock.t += 60
-    assert_truth(warm(view, client, inst, clock), world, inst, clock.t)
+    assert_truth(warm(collector, client, inst, clock), world, inst, clock.t)
 
 
 def test_cached_state_is_compact():
@@ -527,7 +521,7 @@ def test_a_week_of_realistic_traffic_matches_the_truth():
         inst = InstallationConfig(**{**installation().__dict__, "url": sim.url,
                                      "identifier": Secret(sim.identifier), "secret": Secret(sim.secret)})
         client = WhmcsClient(inst)
-        view = FirstResponseView(inst, full_pass_interval=3 * 3600)
+        collector = FirstResponseCollector(inst, full_pass_interval=3 * 3600)
         first: tuple[int, int] | None = None
         warm_after = 0
         incremental: list[tuple[int, int]] = []
@@ -535,7 +529,7 @@ def test_a_week_of_realistic_traffic_matches_the_truth():
         matched = 0
         for i in range(int(7 * DAY / interval)):
             before = client.stats.totals()[0]
-            part = poll(view, client, inst, clock.t)
+            part = poll(collector, client, inst, clock.t)
             after = client.stats.totals()[0]
             cost = (after.get("GetTickets", 0) - before.get("GetTickets", 0),
                     after.get("GetTicket", 0) - before.get("GetTicket", 0))
@@ -545,18 +539,18 @@ def test_a_week_of_realistic_traffic_matches_the_truth():
             if part.coverage < 1.0:
                 warm_after = i + 2
             elif i:
-                (full if view.last_full_pass else incremental).append(cost)
+                (full if collector.last_full_pass else incremental).append(cost)
             if part.coverage == 1.0 and i % 12 == 0:
                 assert_truth(part, world, inst, clock.t)
                 matched += 1
             clock.t += interval
             traffic(world, rng, clock.t, events)
-        assert_truth(poll(view, client, inst, clock.t), world, inst, clock.t)
+        assert_truth(poll(collector, client, inst, clock.t), world, inst, clock.t)
     assert matched >= 25 and first is not None
 
     def mean(costs: list[tuple[int, int]], k: int) -> float:
         return sum(c[k] for c in costs) / len(costs)
-    print(f"\nfirst poll: {first[0]} GetTickets + {first[1]} GetTicket (window of {len(view.tickets)} tickets), "
+    print(f"\nfirst poll: {first[0]} GetTickets + {first[1]} GetTicket (window of {len(collector.tickets)} tickets), "
           f"coverage 1 from poll {warm_after}; "
           f"{events} events per poll: incremental polls ({len(incremental)}) {mean(incremental, 0):.2f} GetTickets + "
           f"{mean(incremental, 1):.2f} GetTicket, full-pass polls ({len(full)}) {mean(full, 0):.2f} GetTickets + "
@@ -571,7 +565,7 @@ def test_promtool_accepts_the_families():
     clock = Clock()
     world = desk(clock, tickets=300)
     client, inst = MemoryClient(world), installation()
-    part = warm(FirstResponseView(inst), client, inst, clock)
+    part = warm(FirstResponseCollector(inst), client, inst, clock)
     sink = FamilySink(max_series=100)
     part.families(sink)
 
@@ -583,7 +577,7 @@ def test_promtool_accepts_the_families():
     registry.register(Families())
     text = generate_latest(registry)
     assert b'whmcs_ticket_first_response_seconds_bucket{le="+Inf",whmcs="desk"}' in text
-    assert b"whmcs_exporter_response_coverage_ratio" in text
+    assert b"whmcs_exporter_response_coverage_ratio" not in text  # exported as the sample ratio instead
     promtool = shutil.which("promtool") or ("/usr/bin/promtool" if os.path.exists("/usr/bin/promtool") else None)
     if promtool is None:
         if os.environ.get("CI"):

@@ -26,14 +26,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import fields
 from exporter.client import classify
-from exporter.collector import SnapshotCollector
+from exporter.collectors.counts import CountsPart, parse_counts, parse_status_map, parse_statuses
+from exporter.collectors.departments import parse_departments
+from exporter.collectors.ticket_lists import parse_page, parse_ticket
+from exporter.collectors.ticket_replies import parse_ticket_replies
 from exporter.errors import WhmcsError
 from exporter.families import FamilySink
-from exporter.snapshot import InstallationSnapshot, SnapshotStore, ViewState
-from exporter.views.counts import CountsPart, parse_counts, parse_status_map, parse_statuses
-from exporter.views.departments import parse_departments
-from exporter.views.replies import parse_ticket_replies
-from exporter.views.ticket_list import parse_page, parse_ticket
+from exporter.render import SnapshotRenderer
+from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
 
 ZONE = ZoneInfo("America/Chicago")
 KEYS = ["result", "message", "totalresults", "tickets", "ticket", "status", "title", "count", "allActive",
@@ -114,11 +114,11 @@ def exposition(titles: list[str]) -> str:
                       flagged=0, filtered_departments=())
     store = SnapshotStore(["w"])
     now = time.time()
-    store.put(InstallationSnapshot(name="w", max_age=60, views={"counts": ViewState(part=part, updated=now,
+    store.put(InstallationSnapshot(name="w", max_age=60, collectors={"counts": CollectorState(part=part, updated=now,
                                                                                     success=True)},
                                    up=True, polls=1, last_poll_time=now, last_success_time=now))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(store, lambda name: 5000))
+    registry.register(SnapshotRenderer(store, lambda name: 5000))
     return generate_latest(registry).decode("utf-8")
 
 
@@ -183,10 +183,10 @@ def test_series_cap_in_the_collector_counts_drops_per_scrape():
                       filtered_departments=())
     store = SnapshotStore(["w"])
     now = time.time()
-    store.put(InstallationSnapshot(name="w", max_age=60, views={"counts": ViewState(part=part, updated=now,
+    store.put(InstallationSnapshot(name="w", max_age=60, collectors={"counts": CollectorState(part=part, updated=now,
                                                                                     success=True)}, polls=1))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(store, lambda name: 20))
+    registry.register(SnapshotRenderer(store, lambda name: 20))
     for scrape in (1, 2):
         text = generate_latest(registry).decode()
         families = {f.name: f for f in text_string_to_metric_families(text)}

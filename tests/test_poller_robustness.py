@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from exporter.client import WhmcsClient
+from exporter.collectors.base import PollContext
+from exporter.collectors.counts import CountsPart
+from exporter.collectors.oldest_awaiting import OldestAwaitingCollector
 from exporter.config import InstallationConfig, Secret
 from exporter.errors import ConnectionFailed, ShapeError
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
-from exporter.views.base import PollContext
-from exporter.views.counts import CountsPart
-from exporter.views.oldest_awaiting import OldestAwaitingView
 from tests.fake_whmcs import FakeTickets
 
 INST = InstallationConfig(name="t", url="http://whmcs.test", identifier=Secret("i"), secret=Secret("s"))
@@ -39,13 +39,13 @@ class _Buggy:
 
 
 def test_a_bug_in_one_view_costs_that_view_only():
-    poller = InstallationPoller(INST, SnapshotStore(["t"]), client=WhmcsClient(INST), views=[_Buggy(), _Fine()],
+    poller = InstallationPoller(INST, SnapshotStore(["t"]), client=WhmcsClient(INST), collectors=[_Buggy(), _Fine()],
                                 clock=lambda: float(NOW))
     snap = poller.poll_once()
     assert snap.up and snap.polls == 1
-    assert snap.views["counts"].success
-    assert not snap.views["priorities"].success and snap.views["priorities"].reason == "internal"
-    assert snap.views["priorities"].error == "internal error: KeyError"
+    assert snap.collectors["counts"].success
+    assert not snap.collectors["priorities"].success and snap.collectors["priorities"].reason == "internal"
+    assert snap.collectors["priorities"].error == "internal error: KeyError"
 
 
 def test_awaiting_counted_but_not_listed_is_absent_not_zero():
@@ -55,10 +55,10 @@ def test_awaiting_counted_but_not_listed_is_absent_not_zero():
     ctx = PollContext(client=FakeTickets([]), now=NOW, installation=inst)
     ctx.parts["counts"] = CountsPart("t", (), active=9, awaiting=5, flagged=0, filtered_departments=())
     with pytest.raises(ShapeError, match="ignore_department_assignments: true"):
-        OldestAwaitingView().poll(ctx)
+        OldestAwaitingCollector().poll(ctx)
     # With assignments ignored an empty list is the truth: nobody waits.
     ctx = PollContext(client=FakeTickets([]), now=NOW, installation=INST)
-    assert OldestAwaitingView().poll(ctx).age == 0.0
+    assert OldestAwaitingCollector().poll(ctx).age == 0.0
 
 
 def test_a_list_that_never_holds_still_gives_no_oldest_age():
@@ -69,7 +69,7 @@ def test_a_list_that_never_holds_still_gives_no_oldest_age():
 
     fake.between_calls = shrink
     with pytest.raises(ShapeError, match="kept changing"):
-        OldestAwaitingView().poll(PollContext(client=fake, now=NOW, installation=INST))
+        OldestAwaitingCollector().poll(PollContext(client=fake, now=NOW, installation=INST))
 
 
 def test_a_token_with_a_newline_never_reaches_an_error_message():

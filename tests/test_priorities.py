@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from exporter.client import WhmcsClient
+from exporter.collectors.base import PollContext
+from exporter.collectors.priorities import PrioritiesCollector
 from exporter.config import InstallationConfig, Secret
 from exporter.simulator import Simulator, World
-from exporter.views.base import PollContext
-from exporter.views.priorities import PrioritiesView
 from tests.fake_whmcs import FakeTicket, FakeTickets, exposition, promtool_check
 
 NOW = 1_700_000_000
@@ -23,9 +23,9 @@ def fake(priorities: list[str]) -> FakeTickets:
 
 def test_complete_list_in_one_call_with_standard_priorities_at_zero():
     f = fake(["High", "High", "Low", "Urgent"])
-    part = PrioritiesView().poll(PollContext(client=f, now=NOW, installation=inst()))
+    part = PrioritiesCollector().poll(PollContext(client=f, now=NOW, installation=inst()))
     assert dict(part.by_priority) == {"High": 2, "Low": 1, "Medium": 0, "Urgent": 1}
-    assert part.sample_ratio == 1.0 and part.sample_view == "priority"
+    assert part.sample_ratio == 1.0
     assert f.calls == [("GetTickets", {"ignore_dept_assignments": "1", "status": "All Active Tickets",
                                        "limitstart": 0, "limitnum": 1000})]
     promtool_check(exposition(part))
@@ -33,13 +33,13 @@ def test_complete_list_in_one_call_with_standard_priorities_at_zero():
 
 def test_beyond_sample_limit_the_newest_are_a_sample_and_say_so():
     f = fake(["High"] * 3 + ["Low"] * 7)
-    part = PrioritiesView().poll(PollContext(client=f, now=NOW, installation=inst(limit=4)))
+    part = PrioritiesCollector().poll(PollContext(client=f, now=NOW, installation=inst(limit=4)))
     assert dict(part.by_priority) == {"High": 3, "Low": 1, "Medium": 0}
     assert part.sample_ratio == 0.4 and f.ticket_calls() == 1
 
 
 def test_empty_list():
-    part = PrioritiesView().poll(PollContext(client=fake([]), now=NOW, installation=inst()))
+    part = PrioritiesCollector().poll(PollContext(client=fake([]), now=NOW, installation=inst()))
     assert dict(part.by_priority) == {"High": 0, "Low": 0, "Medium": 0} and part.sample_ratio == 1.0
 
 
@@ -54,7 +54,7 @@ def test_simulator_matches_the_truth():
         i = InstallationConfig(name="sim", url=sim.url, identifier=Secret("sim-identifier"),
                                secret=Secret("sim-secret"), timezone=world.tz_name)
         client = WhmcsClient(i)
-        part = PrioritiesView().poll(PollContext(client=client, now=NOW, installation=i))
+        part = PrioritiesCollector().poll(PollContext(client=client, now=NOW, installation=i))
     truth = world.truth(NOW)["priorities"]
     assert part.sample_ratio == 1.0 and client.stats.totals()[0] == {"GetTickets": 1}
     assert {k: v for k, v in part.by_priority if v or k in truth} == truth

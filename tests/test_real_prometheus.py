@@ -469,10 +469,8 @@ def test_every_dashboard_panel_returns_data(shipped_prometheus, demo_exporter):
         return
     # Say why: which metrics Prometheus has no series of, and whether the exporter exposes them at all.
     exposed = demo_exporter.scrape().names()
-    from exporter.config import COLLECTORS
-    from exporter.views.registry import FACTORIES
+    from exporter.collectors.registry import NAMES
 
-    unregistered = [c for c in COLLECTORS if c not in FACTORIES]
     lines = []
     for title, expr in pending:
         names = sorted(metric_names_in(expr))
@@ -481,5 +479,5 @@ def test_every_dashboard_panel_returns_data(shipped_prometheus, demo_exporter):
         lines.append(f"- panel {title!r}: {expr}\n    metrics without series in Prometheus: {absent or 'none'}; "
                      f"not exposed by the demo exporter: {not_exposed or 'none'}")
     pytest.fail(f"{len(pending)} of {len(queries)} dashboard queries returned no data after {PANEL_TIMEOUT:g}s "
-                f"(views not registered in exporter/views/registry.py: {unregistered or 'none'}):\n"
+                f"(collectors registered: {', '.join(NAMES)}):\n"
                 + "\n".join(lines))

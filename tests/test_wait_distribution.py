@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.client import WhmcsClient
+from exporter.collectors.base import PollContext
+from exporter.collectors.counts import CountsPart
+from exporter.collectors.ticket_lists import fetch_page
+from exporter.collectors.wait_distribution import WaitDistributionCollector, integrate_ages, search
 from exporter.config import DEFAULT_BUCKETS, InstallationConfig, Secret
 from exporter.simulator import Simulator, World
-from exporter.views.base import PollContext
-from exporter.views.counts import CountsPart
-from exporter.views.ticket_list import fetch_page
-from exporter.views.wait_distribution import WaitDistributionView, integrate_ages, search
 from tests.fake_whmcs import UTC, FakeTicket, FakeTickets, exposition, promtool_check, truth_counts
 
 NOW = 1_700_000_000
@@ -30,7 +30,7 @@ def poll(fake: FakeTickets, inst: InstallationConfig = INST, hint: int | None = 
     ctx = PollContext(client=fake, now=NOW, installation=inst)
     if hint is not None:
         ctx.parts["counts"] = CountsPart("t", (), hint, hint, 0, ())
-    return WaitDistributionView().poll(ctx)
+    return WaitDistributionCollector().poll(ctx)
 
 
 def counts_of(part) -> list[int]:
@@ -207,7 +207,7 @@ def sim_poll(world: World, buckets=DEFAULT_BUCKETS, max_calls: int = 40):
                                   secret=Secret("sim-secret"), timezone=world.tz_name, buckets=tuple(buckets),
                                   distribution_max_calls=max_calls)
         client = WhmcsClient(inst)
-        part = WaitDistributionView().poll(PollContext(client=client, now=NOW, installation=inst))
+        part = WaitDistributionCollector().poll(PollContext(client=client, now=NOW, installation=inst))
         return part, client.stats.totals()[0]
 
 
@@ -237,7 +237,7 @@ def test_a_gateway_capping_limitnum_gives_exact_counts_or_none(cap: int):
     rng = random.Random(cap)
     ages = [rng.randint(0, 10 * 86400) for _ in range(5000)]
     fake = FakeTickets.of([NOW - a for a in ages], max_limitnum=cap)
-    part = WaitDistributionView().poll(PollContext(client=fake, now=NOW, installation=INST))
+    part = WaitDistributionCollector().poll(PollContext(client=fake, now=NOW, installation=INST))
     assert fake.ticket_calls() <= INST.distribution_max_calls
     if part.buckets is not None:
         assert [c for _, c in part.buckets] == truth_counts([NOW - a for a in ages], NOW, DEFAULT_BUCKETS)

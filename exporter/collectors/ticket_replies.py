@@ -1,4 +1,4 @@
-"""Pure helpers of the first-response view: reading GetTicket replies, paging the list head, summing up.
+"""Reading GetTicket answers (a ticket's replies) and summing first responses up: pure functions.
 
 Nothing here calls WHMCS. Every function is a function of an API answer or of
 plain values, raises `ValueError` on an answer it cannot read, and is tested
@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from exporter.fields import items, parse_local_time, text, to_count
-from exporter.views.ticket_list import Page
 
 
 @dataclass(frozen=True)
@@ -78,26 +77,6 @@ def parse_ticket_replies(answer: Mapping[str, Any], zone: ZoneInfo) -> TicketRep
         lastreply=parse_local_time(last, zone, "lastreply") if last not in (None, "") else None,
         first_staff_reply=first_staff_reply(replies),
     )
-
-
-def next_start(page: Page, overlap: int) -> int:
-    """Where the next page of the `lastreply DESC` list starts.
-
-    The list has no tie-breaker, so tickets sharing the page's last `lastreply`
-    may come in another order on the next call: the next page re-reads that whole
-    run, plus `overlap` rows for tickets that left the list between the calls
-    (which shifts everything up). It always advances by at least one row.
-    """
-    rows = page.tickets
-    if not rows:
-        return page.start
-    back = overlap
-    last = rows[-1].lastreply
-    for row in reversed(rows[:-1]):
-        if row.lastreply != last:
-            break
-        back += 1
-    return page.start + max(1, len(rows) - 1 - back)
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.client import flag
+from exporter.collectors.base import PollContext
+from exporter.collectors.ticket_lists import AWAITING, age_of_tail, fetch_tail, tail_lastreply
 from exporter.errors import ShapeError
 from exporter.families import FROM_LAST_POLL, FamilySink
 from exporter.fields import items, text, to_count
-from exporter.views.base import PollContext
-from exporter.views.oldest_awaiting import age_of_tail
-from exporter.views.ticket_list import AWAITING, fetch_tail, tail_lastreply
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class DepartmentRow:
     label: str
     awaiting: int
     active: int
-    oldest_age: float | None  # None: the list would not show the tail (see DepartmentsView.poll)
+    oldest_age: float | None  # None: the list would not show the tail (see DepartmentsCollector.poll)
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def unique_labels(departments: tuple[Department, ...]) -> dict[int, str]:
 MAX_TAILS = 20
 
 
-class DepartmentsView:
+class DepartmentsCollector:
     name = "departments"
 
     def __init__(self, max_tails: int = MAX_TAILS) -> None:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.client import flag
+from exporter.collectors.base import PollContext
+from exporter.collectors.ticket_lists import ACTIVE, AWAITING, fetch_page
 from exporter.errors import ShapeError, Unsupported
 from exporter.families import FROM_LAST_POLL, FamilySink
 from exporter.fields import is_disabled_count, items, text, to_count
-from exporter.views.base import PollContext
-from exporter.views.ticket_list import ACTIVE, AWAITING, fetch_page
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,14 @@ class CountsPart:
         if self.flagged is not None:
             out.gauge("whmcs_tickets_flagged", HELP_FLAGGED, labels, self.flagged)
 
+    @property
+    def awaiting_hint(self) -> int | None:
+        """The awaiting count as a hint for where the `Awaiting Reply` list ends; None when unknown.
 
-def awaiting_hint(parts: Mapping[str, Any]) -> int | None:
-    """This poll's awaiting count, as a hint for where the `Awaiting Reply` list ends; None when unknown.
-
-    Only when the count is not limited to the admin's departments: then it covers the same tickets as
-    GetTickets. The list's own `totalresults` stays authoritative.
-    """
-    counts = parts.get("counts")
-    if isinstance(counts, CountsPart) and not counts.filtered_departments:
-        return counts.awaiting
-    return None
+        Only when the count is not limited to the admin's departments: then it covers the same tickets as
+        GetTickets. The list's own `totalresults` stays authoritative.
+        """
+        return None if self.filtered_departments else self.awaiting
 
 
 def parse_status_map(raw: Any) -> tuple[tuple[str, int], ...]:
@@ -109,7 +106,9 @@ def parse_counts(whmcs: str, answer: Mapping[str, Any]) -> CountsPart:
     )
 
 
-class CountsView:
+class CountsCollector:
+    """Reads the backlog counts; remembers for an hour that a gateway lacks GetTicketCounts."""
+
     name = "counts"
 
     def __init__(self) -> None:

@@ -28,16 +28,15 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from exporter.collectors.base import PollContext
+from exporter.collectors.ticket_lists import AWAITING, Page, fetch_page
 from exporter.families import FROM_LAST_POLL, FamilySink
-from exporter.views.base import PollContext
-from exporter.views.counts import awaiting_hint
-from exporter.views.ticket_list import AWAITING, Page, fetch_page
 
 log = logging.getLogger(__name__)
 
 NAME = "whmcs_tickets_awaiting_reply_age_seconds"
 HELP = ("Awaiting-reply tickets by seconds since their last reply (gauge histogram; bucket counts are exact). "
-        "_gsum is exact when whmcs_exporter_sample_ratio{view=\"wait_distribution\"} is 1, otherwise "
+        "_gsum is exact when whmcs_exporter_sample_ratio{collector=\"wait_distribution\"} is 1, otherwise "
         "estimated by interpolating ages between the fetched tickets." + FROM_LAST_POLL)
 WINDOW = 250
 DENSITY_SPAN = 50  # tickets: how far from a bracket end the local density is read
@@ -233,7 +232,7 @@ def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int
     return Distribution(total, tuple(clamped) + (total,), gsum, len([p for p in points if p < total]), calls)
 
 
-class WaitDistributionView:
+class WaitDistributionCollector:
     """Bound: `distribution_max_calls` GetTickets calls (1-2 up to sample_limit tickets, 14-30 at 100k)."""
 
     name = "wait_distribution"
@@ -244,7 +243,7 @@ class WaitDistributionView:
 
     def poll(self, ctx: PollContext) -> WaitDistributionPart:
         inst = ctx.installation
-        hint = awaiting_hint(ctx.parts)
+        hint = ctx.awaiting_hint
         params = ctx.tickets_params(status=AWAITING)
 
         def fetch(start: int, num: int) -> Page:

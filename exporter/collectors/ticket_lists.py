@@ -1,9 +1,9 @@
-"""Reading GetTickets: pages of the `lastreply DESC` list, and its tail with few calls.
+"""Reading GetTickets, shared by every collector: pages of the `lastreply DESC` list, its tail, paging.
 
 GetTickets has one order, `lastreply` newest first, with no tie-breaker. So
 for any filter the ticket that has waited longest is the last one, and every
 "waited at least X" boundary is a position in the list. These helpers read a
-page or the tail and parse only the fields the views use.
+page or the tail and parse only the fields the collectors use.
 """
 
 from __future__ import annotations
@@ -107,3 +107,28 @@ def tail_lastreply(page: Page) -> float | None:
     if page.tickets and page.reaches_end:
         return min(t.lastreply for t in page.tickets)
     return None
+
+
+def age_of_tail(now: float, lastreply: float | None) -> float:
+    """A wait never reads negative, even when WHMCS's clock runs ahead of ours."""
+    return 0.0 if lastreply is None else max(0.0, now - lastreply)
+
+
+def next_start(page: Page, overlap: int) -> int:
+    """Where the next page of the `lastreply DESC` list starts.
+
+    The list has no tie-breaker, so tickets sharing the page's last `lastreply`
+    may come in another order on the next call: the next page re-reads that whole
+    run, plus `overlap` rows for tickets that left the list between the calls
+    (which shifts everything up). It always advances by at least one row.
+    """
+    rows = page.tickets
+    if not rows:
+        return page.start
+    back = overlap
+    last = rows[-1].lastreply
+    for row in reversed(rows[:-1]):
+        if row.lastreply != last:
+            break
+        back += 1
+    return page.start + max(1, len(rows) - 1 - back)

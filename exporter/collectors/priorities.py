@@ -3,7 +3,7 @@
 One GetTickets(status="All Active Tickets") call asking for `sample_limit` tickets (default 1000). When
 the active list is no longer than that, the breakdown is complete. Beyond it, the breakdown covers the
 `sample_limit` most recently replied active tickets, and `sample_ratio` (fetched / total, exported as
-whmcs_exporter_sample_ratio{view="priority"}) says so. Bound: 1 call.
+whmcs_exporter_sample_ratio{collector="priorities"}) says so. Bound: 1 call.
 
 WHMCS's three priorities (Low, Medium, High) are always exported, at 0 when no ticket has them, so the
 series do not come and go; any other priority text found on tickets is exported as it is.
@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from exporter.collectors.base import PollContext
+from exporter.collectors.ticket_lists import ACTIVE, TicketRow, fetch_page
 from exporter.families import FROM_LAST_POLL, FamilySink
-from exporter.views.base import PollContext
-from exporter.views.ticket_list import ACTIVE, TicketRow, fetch_page
 
 NAME = "whmcs_tickets_active_by_priority"
-HELP = ("Active tickets by priority. Complete when whmcs_exporter_sample_ratio{view=\"priority\"} is 1; below 1, "
-        "counts among the sample_limit most recently replied active tickets only." + FROM_LAST_POLL)
+HELP = ("Active tickets by priority. Complete when whmcs_exporter_sample_ratio{collector=\"priorities\"} is 1; "
+        "below 1, counts among the sample_limit most recently replied active tickets only." + FROM_LAST_POLL)
 STANDARD = ("Low", "Medium", "High")
 
 
@@ -31,7 +31,6 @@ class PrioritiesPart:
     by_priority: tuple[tuple[str, int], ...]
     total: int
     fetched: int
-    sample_view = "priority"  # the contract's label value in whmcs_exporter_sample_ratio{view}
 
     @property
     def sample_ratio(self) -> float:
@@ -49,7 +48,7 @@ def tally(tickets: Iterable[TicketRow]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(counts.items()))
 
 
-class PrioritiesView:
+class PrioritiesCollector:
     name = "priorities"
 
     def poll(self, ctx: PollContext) -> PrioritiesPart:

@@ -1,6 +1,6 @@
 """The longest current wait: the last ticket of the `Awaiting Reply` list.
 
-One GetTickets call when the counts view already knows how many tickets
+One GetTickets call when the counts collector already knows how many tickets
 await a reply (the tail's position), two otherwise, at most three when
 tickets move between calls.
 """
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.collectors.base import PollContext
+from exporter.collectors.ticket_lists import AWAITING, age_of_tail, fetch_tail, tail_lastreply
 from exporter.errors import ShapeError
 from exporter.families import FROM_LAST_POLL, FamilySink
-from exporter.views.base import PollContext
-from exporter.views.counts import awaiting_hint
-from exporter.views.ticket_list import AWAITING, fetch_tail, tail_lastreply
 
 HELP = ("Seconds since the last reply of the awaiting-reply ticket that has waited longest; 0 when none waits."
         + FROM_LAST_POLL)
@@ -28,16 +27,11 @@ class OldestAwaitingPart:
         out.gauge("whmcs_ticket_oldest_awaiting_reply_age_seconds", HELP, {"whmcs": self.whmcs}, self.age)
 
 
-def age_of_tail(now: float, lastreply: float | None) -> float:
-    """A wait never reads negative, even when WHMCS's clock runs ahead of ours."""
-    return 0.0 if lastreply is None else max(0.0, now - lastreply)
-
-
-class OldestAwaitingView:
+class OldestAwaitingCollector:
     name = "oldest_awaiting"
 
     def poll(self, ctx: PollContext) -> OldestAwaitingPart:
-        hint = awaiting_hint(ctx.parts)
+        hint = ctx.awaiting_hint
         page = fetch_tail(ctx.client, ctx.zone, ctx.tickets_params(status=AWAITING), hint)
         if page.total == 0:
             if hint and not ctx.installation.ignore_department_assignments:

@@ -1,0 +1,44 @@
+"""Every collector, registered once, in the order a poll runs them (later ones may read earlier parts).
+
+Adding a collector is one `Registration` here: the config's `collectors` key, the
+`--collector.X` flags, `whmcs_exporter_collector_*{collector}` and the configuration
+reference all come from this table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from exporter.collectors.base import Collector, Registration
+from exporter.collectors.counts import CountsCollector
+from exporter.collectors.departments import DepartmentsCollector
+from exporter.collectors.first_response import FirstResponseCollector
+from exporter.collectors.oldest_awaiting import OldestAwaitingCollector
+from exporter.collectors.priorities import PrioritiesCollector
+from exporter.collectors.wait_distribution import WaitDistributionCollector
+
+if TYPE_CHECKING:
+    from exporter.config import InstallationConfig
+
+REGISTRY: tuple[Registration, ...] = (
+    Registration("counts", lambda inst: CountsCollector(),
+                 "tickets per status, active, awaiting reply and flagged (GetTicketCounts)"),
+    Registration("oldest_awaiting", lambda inst: OldestAwaitingCollector(),
+                 "the longest current wait for a staff reply", needs=("counts",)),
+    Registration("departments", lambda inst: DepartmentsCollector(),
+                 "awaiting and active tickets and the longest wait per support department"),
+    Registration("wait_distribution", lambda inst: WaitDistributionCollector(),
+                 "the exact distribution of current waits (gauge histogram)", needs=("counts",)),
+    Registration("priorities", lambda inst: PrioritiesCollector(),
+                 "active tickets by priority"),
+    Registration("first_response", FirstResponseCollector,
+                 "time from opening to the first staff reply (GetTicket per ticket, cached)"),
+)
+
+NAMES: tuple[str, ...] = tuple(r.name for r in REGISTRY)
+DEFAULTS: frozenset[str] = frozenset(r.name for r in REGISTRY if r.default)
+
+
+def build_collectors(inst: InstallationConfig) -> list[Collector]:
+    """The enabled collectors of one installation, in poll order."""
+    return [r.factory(inst) for r in REGISTRY if r.name in inst.collectors]

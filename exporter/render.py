@@ -1,0 +1,134 @@
+"""Rendering snapshots: snapshot -> metric families, fresh on every scrape.
+
+A prometheus_client custom collector: `collect()` reads the published
+snapshots (no lock, no I/O) and builds new families each time, so a scrape
+never blocks on WHMCS and never shows half a poll. Ticket series older than
+an installation's max age are left out; the exporter's own metrics stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter import __version__
+from exporter.families import FamilySink
+from exporter.snapshot import InstallationSnapshot, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+HELP_UP = "1 if the exporter's last poll of this WHMCS installation succeeded, else 0."
+HELP_SUCCESS = ("1 if this collector's last poll succeeded, else 0. A failed collector's series go stale and "
+             "vanish after the max age while the others stay fresh.")
+HELP_LAST_SUCCESS = "Unix time of the last successful poll (the reference time of every age it exported)."
+HELP_LAST_POLL = "Unix time of the last poll attempt, successful or not."
+HELP_DURATION = "How long the last poll took, in seconds."
+HELP_POLL_CALLS = "WHMCS API calls made by the last poll (each call is a full admin login in WHMCS)."
+HELP_POLLS = "Polls attempted."
+HELP_POLL_FAILURES = "Polls that failed (whmcs_up was 0 afterwards)."
+HELP_REQUESTS = "WHMCS API calls made, by action."
+HELP_FAILURES = ("Failed WHMCS API calls, by action and reason (auth, permission, http, timeout, connection, "
+              "invalid_response, api_error, rate_limited, unsupported).")
+HELP_BACKOFF = ("1 while polling is paused: reason=auth after an authentication failure (WHMCS bans an IP after 3 "
+             "failed logins in 30 minutes), reason=rate_limit after 429/503 answers.")
+HELP_NEXT = "Unix time of the next planned poll."
+HELP_SAMPLE = ("Share of the tickets a collector read to compute its numbers (1 = complete, below 1 = sampled or "
+               "still being read; first_response: the share of the response window whose replies are known).")
+HELP_COLLECTOR_DURATION = "How long the collector took in the last poll, in seconds."
+HELP_COLLECTOR_LAST_SUCCESS = "Unix time at which the collector last succeeded."
+HELP_DROPPED = "Series not exported because the installation exceeded max_series (runaway label values)."
+HELP_BUILD = "Build information of whmcs-ticket-exporter; always 1."
+
+
+class SnapshotRenderer:
+    """A prometheus_client custom collector that renders the published snapshots on every scrape."""
+
+    def __init__(self, store: SnapshotStore, max_series: Callable[[str], int],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.max_series = max_series
+        self.clock = clock
+        # Per installation, what the cap dropped so far: a counter that only grows with scrapes.
+        self._dropped: dict[str, int] = {}
+        self._dropped_lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.clock()
+        snapshots = self.store.all()
+        sink = FamilySink()
+        for snap in snapshots:
+            sink.start_installation(self.max_series(snap.name))
+            for name, part in snap.fresh_parts(now):
+                try:
+                    part.families(sink)
+                except Exception:  # a rendering bug must cost one part, never the scrape
+                    log.exception("whmcs=%s: cannot render collector %s", snap.name, name)
+            if sink.dropped:
+                with self._dropped_lock:
+                    self._dropped[snap.name] = self._dropped.get(snap.name, 0) + sink.dropped
+        yield from sink.families()
+        yield from self._exporter_families(snapshots, now)
+
+    def describe(self) -> list[Metric]:
+        return []  # families vary with the data: tell the registry not to call collect() at registration
+
+    def _exporter_families(self, snapshots: list[InstallationSnapshot], now: float) -> Iterator[Metric]:
+        up = GaugeMetricFamily("whmcs_up", HELP_UP, labels=["whmcs"])
+        success = GaugeMetricFamily("whmcs_exporter_collector_success", HELP_SUCCESS, labels=["whmcs", "collector"])
+        last_success = GaugeMetricFamily("whmcs_exporter_last_poll_success_timestamp_seconds", HELP_LAST_SUCCESS,
+                                         labels=["whmcs"])
+        last_poll = GaugeMetricFamily("whmcs_exporter_last_poll_timestamp_seconds", HELP_LAST_POLL, labels=["whmcs"])
+        duration = GaugeMetricFamily("whmcs_exporter_poll_duration_seconds", HELP_DURATION, labels=["whmcs"])
+        poll_calls = GaugeMetricFamily("whmcs_exporter_poll_api_calls", HELP_POLL_CALLS, labels=["whmcs"])
+        polls = CounterMetricFamily("whmcs_exporter_polls", HELP_POLLS, labels=["whmcs"])
+        poll_failures = CounterMetricFamily("whmcs_exporter_poll_failures", HELP_POLL_FAILURES, labels=["whmcs"])
+        requests = CounterMetricFamily("whmcs_exporter_api_requests", HELP_REQUESTS, labels=["whmcs", "action"])
+        failures = CounterMetricFamily("whmcs_exporter_api_request_failures", HELP_FAILURES,
+                                       labels=["whmcs", "action", "reason"])
+        backoff = GaugeMetricFamily("whmcs_exporter_backoff", HELP_BACKOFF, labels=["whmcs", "reason"])
+        next_poll = GaugeMetricFamily("whmcs_exporter_next_poll_timestamp_seconds", HELP_NEXT, labels=["whmcs"])
+        sample = GaugeMetricFamily("whmcs_exporter_sample_ratio", HELP_SAMPLE, labels=["whmcs", "collector"])
+        collector_duration = GaugeMetricFamily("whmcs_exporter_collector_duration_seconds", HELP_COLLECTOR_DURATION,
+                                               labels=["whmcs", "collector"])
+        collector_last_success = GaugeMetricFamily("whmcs_exporter_collector_last_success_timestamp_seconds",
+                                                   HELP_COLLECTOR_LAST_SUCCESS, labels=["whmcs", "collector"])
+        dropped = CounterMetricFamily("whmcs_exporter_series_dropped", HELP_DROPPED, labels=["whmcs"])
+        for snap in snapshots:
+            name = snap.name
+            up.add_metric([name], 1.0 if snap.up else 0.0)
+            for collector, state in sorted(snap.collectors.items()):
+                success.add_metric([name, collector], 1.0 if state.success else 0.0)
+                if state.sample_ratio is not None and state.success:
+                    sample.add_metric([name, collector], state.sample_ratio)
+                if state.duration is not None:
+                    collector_duration.add_metric([name, collector], state.duration)
+                if state.last_success is not None:
+                    collector_last_success.add_metric([name, collector], state.last_success)
+            if snap.last_success_time is not None:
+                last_success.add_metric([name], snap.last_success_time)
+            if snap.last_poll_time is not None:
+                last_poll.add_metric([name], snap.last_poll_time)
+            if snap.poll_duration is not None:
+                duration.add_metric([name], snap.poll_duration)
+            if snap.poll_api_calls is not None:
+                poll_calls.add_metric([name], snap.poll_api_calls)
+            polls.add_metric([name], snap.polls)
+            poll_failures.add_metric([name], snap.poll_failures)
+            for action, count in sorted(snap.requests.items()):
+                requests.add_metric([name, action], count)
+            for (action, reason), count in sorted(snap.failures.items()):
+                failures.add_metric([name, action, reason], count)
+            for reason in ("auth", "rate_limit"):
+                backoff.add_metric([name, reason], 1.0 if snap.backoff_reason == reason
+                                   and snap.backoff_until is not None and snap.backoff_until > now else 0.0)
+            if snap.next_poll_time is not None:
+                next_poll.add_metric([name], snap.next_poll_time)
+            dropped.add_metric([name], self._dropped.get(name, 0))
+        build = GaugeMetricFamily("whmcs_exporter_build_info", HELP_BUILD, labels=["version"])
+        build.add_metric([__version__], 1.0)
+        yield from (up, success, last_success, last_poll, duration, poll_calls, polls, poll_failures, requests,
+                    failures, backoff, next_poll, sample, collector_duration, collector_last_success, dropped, build)
