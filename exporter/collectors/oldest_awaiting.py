@@ -14,7 +14,7 @@ from exporter.collectors.ticket_lists import AWAITING, age_of_tail, fetch_tail, 
 from exporter.errors import ShapeError
 from exporter.families import FROM_LAST_POLL, FamilySink
 
-HELP = ("Seconds since the last reply of the awaiting-reply ticket that has waited longest; 0 when none waits."
+HELP_OLDEST = ("Seconds since the last reply of the awaiting-reply ticket that has waited longest; 0 when none waits."
         + FROM_LAST_POLL)
 
 
@@ -24,7 +24,7 @@ class OldestAwaitingPart:
     age: float
 
     def families(self, out: FamilySink) -> None:
-        out.gauge("whmcs_ticket_oldest_awaiting_reply_age_seconds", HELP, {"whmcs": self.whmcs}, self.age)
+        out.gauge("whmcs_ticket_oldest_awaiting_reply_age_seconds", HELP_OLDEST, {"whmcs": self.whmcs}, self.age)
 
 
 class OldestAwaitingCollector:

@@ -19,9 +19,9 @@ from exporter.collectors.base import PollContext
 from exporter.collectors.ticket_lists import ACTIVE, TicketRow, fetch_page
 from exporter.families import FROM_LAST_POLL, FamilySink
 
-NAME = "whmcs_tickets_active_by_priority"
-HELP = ("Active tickets by priority. Complete when whmcs_exporter_sample_ratio{collector=\"priorities\"} is 1; "
-        "below 1, counts among the sample_limit most recently replied active tickets only." + FROM_LAST_POLL)
+HELP_BY_PRIORITY = ("Active tickets by priority. Complete when whmcs_exporter_sample_ratio{collector=\"priorities\"} "
+                    "is 1; below 1, counts among the sample_limit most recently replied active tickets only."
+                    + FROM_LAST_POLL)
 STANDARD = ("Low", "Medium", "High")
 
 
@@ -38,7 +38,8 @@ class PrioritiesPart:
 
     def families(self, out: FamilySink) -> None:
         for priority, count in self.by_priority:
-            out.gauge(NAME, HELP, {"whmcs": self.whmcs, "priority": priority}, count)
+            labels = {"whmcs": self.whmcs, "priority": priority}
+            out.gauge("whmcs_tickets_active_by_priority", HELP_BY_PRIORITY, labels, count)
 
 
 def tally(tickets: Iterable[TicketRow]) -> tuple[tuple[str, int], ...]:

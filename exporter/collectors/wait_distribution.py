@@ -34,8 +34,7 @@ from exporter.families import FROM_LAST_POLL, FamilySink
 
 log = logging.getLogger(__name__)
 
-NAME = "whmcs_tickets_awaiting_reply_age_seconds"
-HELP = ("Awaiting-reply tickets by seconds since their last reply (gauge histogram; bucket counts are exact). "
+HELP_WAITS = ("Awaiting-reply tickets by seconds since their last reply (gauge histogram; bucket counts are exact). "
         "_gsum is exact when whmcs_exporter_sample_ratio{collector=\"wait_distribution\"} is 1, otherwise "
         "estimated by interpolating ages between the fetched tickets." + FROM_LAST_POLL)
 WINDOW = 250
@@ -56,7 +55,8 @@ class WaitDistributionPart:
 
     def families(self, out: FamilySink) -> None:
         if self.buckets is not None:
-            out.gauge_histogram(NAME, HELP, {"whmcs": self.whmcs}, self.buckets, self.gsum)
+            out.gauge_histogram("whmcs_tickets_awaiting_reply_age_seconds", HELP_WAITS, {"whmcs": self.whmcs},
+                                self.buckets, self.gsum)
 
 
 @dataclass(frozen=True)
@@ -256,8 +256,9 @@ class WaitDistributionCollector:
             self._told_unresolved = True
             log.log(level, "whmcs=%s collector=wait_distribution: %d awaiting tickets, boundaries still open after "
                     "distribution_max_calls=%d calls (tickets moving fast, or an unusual spread of waits); "
-                    "not exporting %s this poll rather than a guess. Raise distribution_max_calls to allow more.",
-                    inst.name, found.total, inst.distribution_max_calls, NAME)
+                    "not exporting whmcs_tickets_awaiting_reply_age_seconds this poll rather than a guess. "
+                    "Raise distribution_max_calls to allow more.",
+                    inst.name, found.total, inst.distribution_max_calls)
             return WaitDistributionPart(inst.name, None, None, None, found.calls)
         self._told_unresolved = False
         buckets = tuple(zip((*inst.buckets, float("inf")), found.counts))
