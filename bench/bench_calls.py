@@ -22,7 +22,7 @@ from bench.bench_world import TZ, apply_traffic, make_world
 from exporter.client import CallStats, WhmcsClient, classify
 from exporter.collectors.base import Collector, PollContext
 from exporter.collectors.registry import build_collectors
-from exporter.config import InstallationConfig, Secret
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator, World
 from exporter.simulator import api as sim_api
@@ -107,8 +107,9 @@ class PollCalls:
 
 def installation(sim: Simulator, **extra: Any) -> InstallationConfig:
     """Every collector enabled, default limits; only the timeout is generous (the first 100k poll pages a lot)."""
-    return InstallationConfig(name=NAME, url=sim.url, identifier=Secret(inline=sim.identifier),
-                              secret=Secret(inline=sim.secret), timezone=TZ, timeout=30.0, **extra)
+    return InstallationConfig(name=NAME, url=sim.url,
+                              auth=ApiCredentials(Secret(inline=sim.identifier), Secret(inline=sim.secret)),
+                              timezone=TZ, timeout=30.0, **extra)
 
 
 @dataclass

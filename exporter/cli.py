@@ -15,7 +15,8 @@ from prometheus_client.exposition import generate_latest
 
 from exporter import __version__, logs
 from exporter.collectors.registry import REGISTRY
-from exporter.config import Config, ConfigError, InstallationConfig, Secret, load
+from exporter.config import ApiCredentials, Config, ConfigError, InstallationConfig, Secret, load
+from exporter.config.reference import describe
 from exporter.poller import InstallationPoller, start_pollers
 from exporter.render import SnapshotRenderer
 from exporter.server import ExporterHTTPServer, parse_listen_address, serve
@@ -74,7 +75,7 @@ def apply_collector_flags(config: Config, args: argparse.Namespace) -> Config:
 
 def demo_config(url: str, identifier: str, secret: str, timezone: str) -> Config:
     return Config(installations=(InstallationConfig(
-        name="demo", url=url, identifier=Secret(inline=identifier), secret=Secret(inline=secret),
+        name="demo", url=url, auth=ApiCredentials(Secret(inline=identifier), Secret(inline=secret)),
         timezone=timezone, poll_interval=15.0, timeout=5.0, max_age=45.0),))
 
 
@@ -112,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config_check:
         names = ", ".join(i.name for i in config.installations)
         print(f"configuration OK: {len(config.installations)} installation(s): {names}")
+        print("\n".join(describe(config)))
         return 0
 
     store = SnapshotStore(i.name for i in config.installations)

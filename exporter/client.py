@@ -24,7 +24,7 @@ import requests
 
 from exporter import __version__
 from exporter.bearer import GRANT_ACTION, OAuth2PasswordGrant, StaticToken, TokenSource, kebab_case
-from exporter.config import InstallationConfig
+from exporter.config import AdminLogin, ApiCredentials, BearerToken, InstallationConfig, OAuth2Login
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -210,11 +210,12 @@ class WhmcsClient:
             self.tokens = self._token_source()
 
     def _token_source(self) -> TokenSource:
-        inst = self.installation
-        if inst.token is not None:
-            return StaticToken(inst.token)
+        inst, auth = self.installation, self.installation.auth
+        if isinstance(auth, BearerToken):
+            return StaticToken(auth.token)
+        assert isinstance(auth, OAuth2Login)  # the other bearer-style login
         return OAuth2PasswordGrant(
-            inst.token_url or "", inst.client_id or "", inst.client_secret, inst.username or "", inst.password,
+            auth.token_url, auth.client_id, auth.client_secret, auth.username, auth.password,
             post=lambda url, data: self._post(GRANT_ACTION, url, data, _BEARER_HEADERS),
             record=self.stats.record, retry_after=inst.auth_backoff, name=inst.name)
 
@@ -223,28 +224,30 @@ class WhmcsClient:
         notice a rotated secret file, never sent as they are). Raises OSError when a secret file went missing."""
         if self.tokens is not None:
             return self.tokens.inputs()
-        inst = self.installation
+        auth = self.installation.auth
         params: dict[str, str] = {}
-        if inst.identifier is not None:
-            params["identifier"] = inst.identifier.read()
-            params["secret"] = inst.secret.read() if inst.secret else ""
-        elif inst.username is not None:
-            params["username"] = inst.username
-            params["password"] = legacy_password(inst.password.read() if inst.password else "")
-        if inst.accesskey is not None:
-            params["accesskey"] = inst.accesskey.read()
+        if isinstance(auth, ApiCredentials):
+            params["identifier"] = auth.identifier.read()
+            params["secret"] = auth.secret.read()
+        elif isinstance(auth, AdminLogin):
+            params["username"] = auth.username
+            params["password"] = legacy_password(auth.password.read())
+        if isinstance(auth, (ApiCredentials, AdminLogin)) and auth.accesskey is not None:
+            params["accesskey"] = auth.accesskey.read()
         return params
 
     def secret_values(self, auth: Mapping[str, str]) -> list[str]:
-        """Every value that must never appear in a message: sent credentials, the raw password, tokens."""
+        """Every value that must never appear in a message: sent credentials, every credential the login holds
+        (the raw password too: WHMCS gets only its MD5), tokens."""
         values = [v for k, v in auth.items() if k not in ("username", "client_id") and v]
-        if self.installation.password is not None:
+        for secret in self.installation.auth.secrets():
             try:
-                values.append(self.installation.password.read())
+                values.append(secret.read())
             except OSError:
                 pass
         if self.tokens is not None:
             values += self.tokens.secret_values()
+        values = list(dict.fromkeys(v for v in values if v))
         # A page echoing the form body shows the values URL-encoded.
         return values + [encoded for v in values if (encoded := urllib.parse.quote_plus(v)) != v]
 

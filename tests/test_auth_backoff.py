@@ -17,7 +17,7 @@ import requests
 
 from exporter import backoff
 from exporter.backoff import MAX_RETRY_AFTER, Pause, jitter_for, next_poll_time, pause_after
-from exporter.config import InstallationConfig, Secret
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.errors import AuthError, CallTimeout, ConnectionFailed, HttpStatusError, PermissionDenied, RateLimited
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator
@@ -98,8 +98,9 @@ def test_a_day_of_wrong_credentials_never_bans_the_host(tmp_path):
     clock = Clock(1_700_000_000.0)
     with Simulator(tickets=30, clock=clock, ban_window=1800.0) as sim:
         secret = write_secret(str(tmp_path), "secret", "wrong-secret")
-        inst = InstallationConfig(name="w", url=sim.url, identifier=Secret(inline=sim.identifier),
-                                  secret=Secret(path=secret), timezone=sim.world.tz_name, poll_interval=60.0,
+        inst = InstallationConfig(name="w", url=sim.url,
+                                  auth=ApiCredentials(Secret(inline=sim.identifier), Secret(path=secret)),
+                                  timezone=sim.world.tz_name, poll_interval=60.0,
                                   timeout=5.0, auth_backoff=1800.0)
         poller = InstallationPoller(inst, SnapshotStore(["w"]), clock=clock)
         failed_at: list[float] = []

@@ -19,7 +19,7 @@ import pytest
 from exporter.bearer import GRANT_ACTION, OAuth2PasswordGrant, StaticToken, kebab_case, parse_grant
 from exporter.client import WhmcsClient
 from exporter.collectors.ticket_lists import parse_ticket
-from exporter.config import InstallationConfig, Secret
+from exporter.config import Auth, BearerToken, InstallationConfig, OAuth2Login, Secret
 from exporter.errors import AuthError, ConnectionFailed, InvalidResponse, RateLimited, Unsupported
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator
@@ -186,14 +186,16 @@ def test_parse_grant_accepts_a_numeric_string_lifetime_and_no_refresh_token() ->
 
 # -- the client against the simulator's gateway -----------------------------------------------------
 
-def bearer_installation(sim: Simulator, **overrides: object) -> InstallationConfig:
-    values: dict = dict(name="gw", url=sim.url + "/api/v2/keliweb", api_style="bearer",
-                        token_url=sim.url + "/oauth/token", client_id=sim.identifier,
+def oauth2_login(sim: Simulator, **overrides: object) -> OAuth2Login:
+    values: dict = dict(token_url=sim.url + "/oauth/token", client_id=sim.identifier,
                         client_secret=Secret(inline=sim.secret), username=sim.admin_username,
-                        password=Secret(inline=sim.admin_password), timezone=sim.world.tz_name,
-                        poll_interval=10.0, timeout=2.0)
-    values.update(overrides)
-    return InstallationConfig(**values)
+                        password=Secret(inline=sim.admin_password))
+    return OAuth2Login(**{**values, **overrides})
+
+
+def bearer_installation(sim: Simulator, auth: Auth | None = None) -> InstallationConfig:
+    return InstallationConfig(name="gw", url=sim.url + "/api/v2/keliweb", auth=auth or oauth2_login(sim),
+                              timezone=sim.world.tz_name, poll_interval=10.0, timeout=2.0)
 
 
 @pytest.fixture
@@ -240,7 +242,7 @@ def test_a_second_401_is_an_auth_error_and_the_token_is_not_in_it(gateway: Simul
 
 
 def test_the_poller_pauses_after_a_refused_login_and_makes_no_second_attempt(gateway: Simulator) -> None:
-    inst = bearer_installation(gateway, password=Secret(inline="wrong"))
+    inst = bearer_installation(gateway, oauth2_login(gateway, password=Secret(inline="wrong")))
     clock = Clock(gateway.world.clock())
     poller = InstallationPoller(inst, SnapshotStore(["gw"]), clock=clock)
     snap = poller.poll_once()
@@ -257,7 +259,7 @@ def test_static_token_file_is_re_read_on_every_call(gateway: Simulator, tmp_path
     path = tmp_path / "token"
     path.write_text("token-one\n")
     gateway.tokens.static_tokens = {"token-one"}
-    client = WhmcsClient(bearer_installation(gateway, token=Secret(path=str(path)), token_url=None))
+    client = WhmcsClient(bearer_installation(gateway, BearerToken(Secret(path=str(path)))))
     assert isinstance(client.tokens, StaticToken)
     client.call("GetTickets", {"limitnum": 1})
     path.write_text("token-two\n")
@@ -278,7 +280,7 @@ def test_poller_notices_a_rotated_token_file_during_the_auth_backoff(gateway: Si
     path.write_text("revoked")
     gateway.tokens.static_tokens = {"good"}
     clock = Clock(gateway.world.clock())
-    poller = InstallationPoller(bearer_installation(gateway, token=Secret(path=str(path)), token_url=None),
+    poller = InstallationPoller(bearer_installation(gateway, BearerToken(Secret(path=str(path)))),
                                 SnapshotStore(["gw"]), clock=clock)
     assert poller.poll_once().backoff_reason == "auth"
     clock.now += 5

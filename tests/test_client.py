@@ -128,11 +128,11 @@ def test_retry_after_forms():
 
 def test_secrets_are_scrubbed_also_url_encoded():
     from exporter.client import WhmcsClient
-    from exporter.config import InstallationConfig, Secret
+    from exporter.config import ApiCredentials, InstallationConfig, Secret
     from exporter.errors import scrub_secrets
 
-    inst = InstallationConfig(name="t", url="http://w.test", identifier=Secret("ident-1"),
-                              secret=Secret("p@ss+word/42"))
+    inst = InstallationConfig(name="t", url="http://w.test",
+                              auth=ApiCredentials(Secret("ident-1"), Secret("p@ss+word/42")))
     client = WhmcsClient(inst)
     echoed = InvalidResponse("GetTickets", "expected JSON, got HTML page: Blocked | action=GetTickets&"
                              "identifier=ident-1&secret=p%40ss%2Bword%2F42&responsetype=json")

@@ -32,9 +32,9 @@ def test_env_single_installation(tmp_path):
     (inst,) = config.installations
     assert inst.name == "billing.example.com"  # default name: the URL's host
     assert inst.url == "https://billing.example.com"
-    assert inst.identifier.read() == "ident"
-    assert inst.secret.read() == "s3cr3t-from-file"
-    assert inst.accesskey.read() == "ak"
+    assert inst.auth.identifier.read() == "ident"
+    assert inst.auth.secret.read() == "s3cr3t-from-file"
+    assert inst.auth.accesskey.read() == "ak"
     assert inst.timezone == "Europe/Berlin"
     assert inst.poll_interval == 300
     assert inst.max_age == 900  # 3 poll intervals
@@ -47,8 +47,8 @@ def test_env_legacy_login_and_name():
            "WHMCS_NAME": "brand-a"}
     (inst,) = load(None, env).installations
     assert inst.name == "brand-a"
-    assert inst.username == "admin"
-    assert inst.password.read() == "pw"
+    assert inst.auth.username == "admin"
+    assert inst.auth.password.read() == "pw"
 
 
 def test_no_configuration_says_what_to_do():
@@ -132,4 +132,4 @@ def test_username_from_a_file(tmp_path):
     user.write_text("api-admin\n")
     config = parse({"installations": [{"url": "https://a.example", "username_file": str(user),
                                        "password": "pw"}]})
-    assert config.installations[0].username == "api-admin"
+    assert config.installations[0].auth.username == "api-admin"

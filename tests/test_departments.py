@@ -7,13 +7,13 @@ import pytest
 from exporter.client import WhmcsClient
 from exporter.collectors.base import PollContext
 from exporter.collectors.departments import DepartmentsCollector, parse_departments
-from exporter.config import InstallationConfig, Secret
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.errors import ShapeError
 from exporter.simulator import Department, Simulator, World
 from tests.fake_whmcs import FakeTicket, FakeTickets, exposition, promtool_check
 
 NOW = 1_700_000_000
-INST = InstallationConfig(name="t", url="http://whmcs.test", identifier=Secret("i"), secret=Secret("s"))
+INST = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")))
 
 
 def dept(ident: int, name: str, awaiting: int, active: int) -> dict:
@@ -81,8 +81,9 @@ class Clock:
 def test_simulator_every_department_matches_the_truth_and_deleted_ones_vanish():
     world = World.generate(seed=4, tickets=3000, now=NOW, clock=Clock(), tz="Europe/Berlin")
     with Simulator(world=world) as sim:
-        inst = InstallationConfig(name="sim", url=sim.url, identifier=Secret("sim-identifier"),
-                                  secret=Secret("sim-secret"), timezone="Europe/Berlin")
+        inst = InstallationConfig(name="sim", url=sim.url,
+                                  auth=ApiCredentials(Secret("sim-identifier"), Secret("sim-secret")),
+                                  timezone="Europe/Berlin")
         client = WhmcsClient(inst)
         collector = DepartmentsCollector()
         part = collector.poll(PollContext(client=client, now=NOW, installation=inst))

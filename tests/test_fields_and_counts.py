@@ -112,9 +112,9 @@ class _GatewayWithoutCounts:
 def test_missing_counts_action_is_derived_and_not_asked_every_poll():
     from exporter.collectors.base import PollContext
     from exporter.collectors.counts import RECHECK_UNSUPPORTED, CountsCollector
-    from exporter.config import InstallationConfig, Secret
+    from exporter.config import ApiCredentials, InstallationConfig, Secret
 
-    inst = InstallationConfig(name="g", url="https://g.example", identifier=Secret("i"), secret=Secret("s"))
+    inst = InstallationConfig(name="g", url="https://g.example", auth=ApiCredentials(Secret("i"), Secret("s")))
     client, collector = _GatewayWithoutCounts(), CountsCollector()
     part = collector.poll(PollContext(client=client, now=1000.0, installation=inst))
     assert (part.active, part.awaiting, part.flagged, part.by_status) == (5, 2, None, (("Open", 2),))

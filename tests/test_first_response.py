@@ -6,6 +6,7 @@ calls without HTTP; the week-of-traffic test goes over HTTP with the real `Whmcs
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -27,7 +28,7 @@ from exporter.collectors.first_response import FirstResponseCollector, FirstResp
 from exporter.collectors.ticket_lists import Page, TicketRow, next_start
 from exporter.collectors.ticket_replies import first_staff_reply, parse_ticket_replies, summarise
 from exporter.collectors.window_listing import FULL_PASS_INTERVAL, MAX_LIST_PAGES_PER_POLL, PAGE_SIZE, Tracked
-from exporter.config import InstallationConfig, Secret
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.errors import ConnectionFailed, WhmcsError
 from exporter.families import FamilySink
 from exporter.simulator import Simulator, World
@@ -168,7 +169,7 @@ class MemoryClient:
 
 
 def installation(**kw: Any) -> InstallationConfig:
-    return InstallationConfig(name="desk", url="http://whmcs.example", identifier=Secret("i"), secret=Secret("s"),
+    return InstallationConfig(name="desk", url="http://whmcs.example", auth=ApiCredentials(Secret("i"), Secret("s")),
                               timezone=ZONE_NAME, **kw)
 
 
@@ -518,8 +519,8 @@ def test_a_week_of_realistic_traffic_matches_the_truth():
     # between polls, about 3.3 of them new replies; a timed full pass every 6 polls.
     interval, events = 1800.0, 6
     with Simulator(world=world) as sim:
-        inst = InstallationConfig(**{**installation().__dict__, "url": sim.url,
-                                     "identifier": Secret(sim.identifier), "secret": Secret(sim.secret)})
+        inst = dataclasses.replace(installation(), url=sim.url,
+                                   auth=ApiCredentials(Secret(sim.identifier), Secret(sim.secret)))
         client = WhmcsClient(inst)
         collector = FirstResponseCollector(inst, full_pass_interval=3 * 3600)
         first: tuple[int, int] | None = None

@@ -8,14 +8,14 @@ from exporter.client import WhmcsClient
 from exporter.collectors.base import PollContext
 from exporter.collectors.counts import CountsPart
 from exporter.collectors.oldest_awaiting import OldestAwaitingCollector
-from exporter.config import InstallationConfig, Secret
+from exporter.config import ApiCredentials, BearerToken, InstallationConfig, Secret
 from exporter.errors import ConnectionFailed, ShapeError
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
 from tests.fake_whmcs import FakeTickets
 
-INST = InstallationConfig(name="t", url="http://whmcs.test", identifier=Secret("i"), secret=Secret("s"))
+INST = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")))
 NOW = 1_700_000_000
 
 
@@ -50,7 +50,7 @@ def test_a_bug_in_one_view_costs_that_view_only():
 
 def test_awaiting_counted_but_not_listed_is_absent_not_zero():
     # An API admin without departments lists no tickets unless assignments are ignored.
-    inst = InstallationConfig(name="t", url="http://whmcs.test", identifier=Secret("i"), secret=Secret("s"),
+    inst = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")),
                               ignore_department_assignments=False)
     ctx = PollContext(client=FakeTickets([]), now=NOW, installation=inst)
     ctx.parts["counts"] = CountsPart("t", (), active=9, awaiting=5, flagged=0, filtered_departments=())
@@ -74,8 +74,8 @@ def test_a_list_that_never_holds_still_gives_no_oldest_age():
 
 def test_a_token_with_a_newline_never_reaches_an_error_message():
     with Simulator(style="bearer", tickets=5) as sim:
-        inst = InstallationConfig(name="gw", url=sim.url + "/api/v2/keliweb", api_style="bearer",
-                                  token=Secret(inline="TOKEN-SECRET-42\nsecond-line"), timeout=2.0)
+        inst = InstallationConfig(name="gw", url=sim.url + "/api/v2/keliweb",
+                                  auth=BearerToken(Secret(inline="TOKEN-SECRET-42\nsecond-line")), timeout=2.0)
         with pytest.raises(ConnectionFailed) as err:
             WhmcsClient(inst).call("GetTickets", {"limitnum": 1})
     assert "TOKEN-SECRET" not in str(err.value) and "second-line" not in str(err.value)
@@ -85,7 +85,8 @@ def test_a_token_with_a_newline_never_reaches_an_error_message():
 def test_a_secret_file_that_is_not_text_is_an_auth_error_not_a_crash(tmp_path):
     path = tmp_path / "secret"
     path.write_bytes(b"\xff\xfe\x00binary")
-    inst = InstallationConfig(name="t", url="http://127.0.0.1:9", identifier=Secret("i"), secret=Secret(path=str(path)))
+    inst = InstallationConfig(name="t", url="http://127.0.0.1:9",
+                              auth=ApiCredentials(Secret("i"), Secret(path=str(path))))
     poller = InstallationPoller(inst, SnapshotStore(["t"]), clock=lambda: float(NOW))
     snap = poller.poll_once()
     assert not snap.up and snap.backoff_reason == "auth"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from exporter.client import WhmcsClient
 from exporter.collectors.base import PollContext
 from exporter.collectors.priorities import PrioritiesCollector
-from exporter.config import InstallationConfig, Secret
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.simulator import Simulator, World
 from tests.fake_whmcs import FakeTicket, FakeTickets, exposition, promtool_check
 
@@ -13,7 +13,7 @@ NOW = 1_700_000_000
 
 
 def inst(limit: int = 1000, url: str = "http://whmcs.test") -> InstallationConfig:
-    return InstallationConfig(name="t", url=url, identifier=Secret("i"), secret=Secret("s"), sample_limit=limit)
+    return InstallationConfig(name="t", url=url, auth=ApiCredentials(Secret("i"), Secret("s")), sample_limit=limit)
 
 
 def fake(priorities: list[str]) -> FakeTickets:
@@ -51,8 +51,9 @@ class Clock:
 def test_simulator_matches_the_truth():
     world = World.generate(seed=6, tickets=2000, now=NOW, clock=Clock())
     with Simulator(world=world) as sim:
-        i = InstallationConfig(name="sim", url=sim.url, identifier=Secret("sim-identifier"),
-                               secret=Secret("sim-secret"), timezone=world.tz_name)
+        i = InstallationConfig(name="sim", url=sim.url,
+                               auth=ApiCredentials(Secret("sim-identifier"), Secret("sim-secret")),
+                               timezone=world.tz_name)
         client = WhmcsClient(i)
         part = PrioritiesCollector().poll(PollContext(client=client, now=NOW, installation=i))
     truth = world.truth(NOW)["priorities"]

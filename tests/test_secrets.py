@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from exporter.client import WhmcsClient
-from exporter.config import InstallationConfig, Secret
+from exporter.config import AdminLogin, ApiCredentials, Auth, InstallationConfig, Secret
 from exporter.errors import WhmcsError
 from exporter.simulator import Simulator
 from tests.reliability import start, wait_until, write_secret
@@ -97,12 +97,10 @@ def test_no_secret_anywhere(tmp_path, style):
 
         # Exception texts, straight from the client.
         if style == "api":
-            config = InstallationConfig(name="w", url=sim.url, identifier=Secret(inline=IDENT),
-                                        secret=Secret(inline=SECRET), accesskey=Secret(inline=ACCESSKEY),
-                                        timeout=0.3, poll_interval=1.0)
+            auth: Auth = ApiCredentials(Secret(inline=IDENT), Secret(inline=SECRET), Secret(inline=ACCESSKEY))
         else:
-            config = InstallationConfig(name="w", url=sim.url, username="admin", password=Secret(inline=PASSWORD),
-                                        accesskey=Secret(inline=ACCESSKEY), timeout=0.3, poll_interval=1.0)
+            auth = AdminLogin("admin", Secret(inline=PASSWORD), Secret(inline=ACCESSKEY))
+        config = InstallationConfig(name="w", url=sim.url, auth=auth, timeout=0.3, poll_interval=1.0)
         client = WhmcsClient(config)
         errors: list[WhmcsError] = []
         for kind, opts in faults(echo):

@@ -18,12 +18,12 @@ from exporter.collectors.base import PollContext
 from exporter.collectors.counts import CountsPart
 from exporter.collectors.ticket_lists import fetch_page
 from exporter.collectors.wait_distribution import WaitDistributionCollector, integrate_ages, search
-from exporter.config import DEFAULT_BUCKETS, InstallationConfig, Secret
+from exporter.config import DEFAULT_BUCKETS, ApiCredentials, InstallationConfig, Secret
 from exporter.simulator import Simulator, World
 from tests.fake_whmcs import UTC, FakeTicket, FakeTickets, exposition, promtool_check, truth_counts
 
 NOW = 1_700_000_000
-INST = InstallationConfig(name="t", url="http://whmcs.test", identifier=Secret("i"), secret=Secret("s"))
+INST = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")))
 
 
 def poll(fake: FakeTickets, inst: InstallationConfig = INST, hint: int | None = None):
@@ -132,7 +132,7 @@ def test_exact_or_absent_and_never_above_the_cap(ages: list[int], window: int, f
 
 def test_cap_reached_exports_nothing():
     lastreplies = spread(100_000, 1)
-    inst = InstallationConfig(name="t", url="http://whmcs.test", identifier=Secret("i"), secret=Secret("s"),
+    inst = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")),
                               distribution_max_calls=5)
     fake = FakeTickets.of(lastreplies)
     part = poll(fake, inst)
@@ -184,7 +184,7 @@ def test_integrate_ages_is_exact_when_everything_is_known():
 
 def test_exposition_passes_promtool():
     lastreplies = spread(3000, 4)
-    other = InstallationConfig(name="empty", url="http://b.test", identifier=Secret("i"), secret=Secret("s"))
+    other = InstallationConfig(name="empty", url="http://b.test", auth=ApiCredentials(Secret("i"), Secret("s")))
     text = exposition(poll(FakeTickets.of(lastreplies)), poll(FakeTickets.of([]), other))
     # The classic text format has no gaugehistogram type: prometheus_client writes `histogram` with
     # _gcount/_gsum series, which Prometheus ingests as plain gauges.
@@ -203,8 +203,9 @@ class Clock:
 
 def sim_poll(world: World, buckets=DEFAULT_BUCKETS, max_calls: int = 40):
     with Simulator(world=world) as sim:
-        inst = InstallationConfig(name="sim", url=sim.url, identifier=Secret("sim-identifier"),
-                                  secret=Secret("sim-secret"), timezone=world.tz_name, buckets=tuple(buckets),
+        inst = InstallationConfig(name="sim", url=sim.url,
+                                  auth=ApiCredentials(Secret("sim-identifier"), Secret("sim-secret")),
+                                  timezone=world.tz_name, buckets=tuple(buckets),
                                   distribution_max_calls=max_calls)
         client = WhmcsClient(inst)
         part = WaitDistributionCollector().poll(PollContext(client=client, now=NOW, installation=inst))

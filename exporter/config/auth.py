@@ -1,0 +1,155 @@
+"""How an installation logs in: one frozen object per login WHMCS (or a WHMCS-compatible gateway) accepts.
+
+`api_style: whmcs` takes API credentials or the legacy admin login, each with an optional access key;
+`api_style: bearer` takes a static token or an OAuth2 password grant. Each login checks that it has what it
+needs (`from_values`) and says which config keys it holds (`settings`), so `--config.check` can show them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from exporter.config.kinds import Choice, SecretText, Text, TextOrFile
+from exporter.config.secret import Secret
+from exporter.config.settings import Setting
+
+API_STYLES = ("whmcs", "bearer")
+
+# The auth keys, in the order the configuration reference lists them. Which of them a login needs is said by
+# the login classes below.
+AUTH_SETTINGS = (
+    Setting("api_style", Choice(API_STYLES), "whmcs",
+            "`whmcs`: `includes/api.php` with credentials in the form; `bearer`: gateways with OAuth2 tokens"),
+    Setting("api_identifier", SecretText(), help="API credentials (WHMCS 7.2+), with api_secret",
+            env="WHMCS_API_IDENTIFIER"),
+    Setting("api_secret", SecretText(), help="API credentials, with api_identifier", env="WHMCS_API_SECRET"),
+    Setting("username", TextOrFile(), env="WHMCS_USERNAME",
+            help="admin login name: legacy login (`whmcs`) or OAuth2 password grant (`bearer`)"),
+    Setting("password", SecretText(), env="WHMCS_PASSWORD",
+            help="admin password (`whmcs` style sends its MD5; a 32-hex value is taken as an MD5 already)"),
+    Setting("api_accesskey", SecretText(), env="WHMCS_API_ACCESSKEY",
+            help="`$api_access_key` of configuration.php: lets the exporter in without an IP allow-list entry"),
+    Setting("token", SecretText(), help="`bearer`: a static bearer token"),
+    Setting("token_url", Text(), help="`bearer`: OAuth2 token endpoint (password grant)"),
+    Setting("client_id", Text(), help="`bearer`: OAuth2 client id, with token_url"),
+    Setting("client_secret", SecretText(), help="`bearer`: OAuth2 client secret, with token_url (optional)"),
+)
+
+
+class Login:
+    """What every login declares: its style, the config keys it holds (key -> attribute), which of them it
+    needs, and which of them mean the user chose it."""
+
+    style: ClassVar[str]
+    keys: ClassVar[Mapping[str, str]]
+    required: ClassVar[tuple[str, ...]]
+    chosen_by: ClassVar[tuple[str, ...]]
+    described_as: ClassVar[str]  # how a problem message names it: "required with API credentials"
+    named_as: ClassVar[str]  # how a conflict names it: "set either api_identifier/api_secret or ..."
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], where: str, problems: list[str]) -> Any:
+        """The login from validated config values, or None after adding what is missing to `problems`."""
+        missing = [key for key in cls.required if key not in values]
+        problems += [f"{where}.{key}: required with {cls.described_as}" for key in missing]
+        if missing:
+            return None
+        return cls(**{attr: values[key] for key, attr in cls.keys.items() if key in values})
+
+    def settings(self) -> dict[str, Any]:
+        """The config keys this login holds, with their values (Secrets stay Secrets)."""
+        held = {key: getattr(self, attr) for key, attr in self.keys.items()}
+        return {"api_style": self.style, **{key: value for key, value in held.items() if value is not None}}
+
+    def secrets(self) -> list[Secret]:
+        """Every credential it holds: their values must never appear in a message."""
+        return [value for value in self.settings().values() if isinstance(value, Secret)]
+
+
+@dataclass(frozen=True)
+class ApiCredentials(Login):
+    identifier: Secret
+    secret: Secret
+    accesskey: Secret | None = None
+
+    style = "whmcs"
+    keys = {"api_identifier": "identifier", "api_secret": "secret", "api_accesskey": "accesskey"}
+    required = ("api_identifier", "api_secret")
+    chosen_by = required
+    described_as = "API credentials"
+    named_as = "api_identifier/api_secret"
+
+
+@dataclass(frozen=True)
+class AdminLogin(Login):
+    username: str
+    password: Secret
+    accesskey: Secret | None = None
+
+    style = "whmcs"
+    keys = {"username": "username", "password": "password", "api_accesskey": "accesskey"}
+    required = ("username", "password")
+    chosen_by = required
+    described_as = "admin login"
+    named_as = "username/password"
+
+
+@dataclass(frozen=True)
+class BearerToken(Login):
+    token: Secret
+
+    style = "bearer"
+    keys = {"token": "token"}
+    required = ("token",)
+    chosen_by = required
+    described_as = "a static token"
+    named_as = "token/token_file"
+
+
+@dataclass(frozen=True)
+class OAuth2Login(Login):
+    token_url: str
+    client_id: str
+    username: str
+    password: Secret
+    client_secret: Secret | None = None
+
+    style = "bearer"
+    keys = {"token_url": "token_url", "client_id": "client_id", "client_secret": "client_secret",
+            "username": "username", "password": "password"}
+    required = ("client_id", "username", "password")
+    chosen_by = ("token_url",)
+    described_as = "token_url (OAuth2 password grant)"
+    named_as = "token_url (OAuth2)"
+
+
+Auth = ApiCredentials | AdminLogin | BearerToken | OAuth2Login
+
+
+@dataclass(frozen=True)
+class AuthStyle:
+    logins: tuple[type[Login], ...]
+    none_given: str
+
+
+STYLES = {
+    "whmcs": AuthStyle((ApiCredentials, AdminLogin), "credentials required: api_identifier + api_secret "
+                                                     "(or username + password), inline or as *_file"),
+    "bearer": AuthStyle((BearerToken, OAuth2Login),
+                        "bearer style needs token/token_file or token_url with OAuth2 credentials"),
+}
+
+
+def build_auth(values: Mapping[str, Any], where: str, problems: list[str]) -> Auth | None:
+    """The one login the values describe in their `api_style`, or None after saying what is wrong."""
+    style = STYLES[values.get("api_style", "whmcs")]
+    chosen = [login for login in style.logins if any(key in values for key in login.chosen_by)]
+    if len(chosen) > 1:
+        problems.append(f"{where}: set either {chosen[0].named_as} or {chosen[1].named_as}, not both")
+        return None
+    if not chosen:
+        problems.append(f"{where}: {style.none_given}")
+        return None
+    return chosen[0].from_values(values, where, problems)
