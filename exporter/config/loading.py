@@ -78,21 +78,25 @@ def parse(document: Any, source: str = "config") -> Config:
 def _installation(raw: Mapping[str, Any], where: str, problems: list[str]) -> InstallationConfig | None:
     start = len(problems)
     problems += [f"{where}: unknown key '{k}'" for k in sorted(map(str, set(raw) - KNOWN_KEYS))]
-    values = _values(raw, where, problems)
-    auth = build_auth(values, where, problems)
+    values, invalid = _values(raw, where, problems)
+    # Which login the keys describe depends on the style: with an unknown style, there is nothing to judge.
+    auth = None if "api_style" in invalid else build_auth(values, where, problems)
     if auth is None or len(problems) > start:
         return None
     return InstallationConfig(auth=auth, **{s.key: values[s.key] for s in INSTALLATION_SETTINGS})
 
 
-def _values(raw: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
-    """Every setting's value: as given when valid, else its default; settings without either are left out."""
+def _values(raw: Mapping[str, Any], where: str, problems: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """Every setting's value: as given when valid, else its default (settings without either are left out);
+    and the keys of the invalid ones."""
     values: dict[str, Any] = {}
+    invalid = set()
     for s in SETTINGS:
         try:
             value = s.kind.take(raw, s.key)
         except Invalid as exc:
             problems += [f"{where}.{at or s.key}: {message}" for at, message in exc.problems]
+            invalid.add(s.key)
             continue
         if value is not ABSENT:
             values[s.key] = value
@@ -101,4 +105,4 @@ def _values(raw: Mapping[str, Any], where: str, problems: list[str]) -> dict[str
     for s in SETTINGS:
         if s.key not in values and (default := s.default_for(values)) is not ABSENT:
             values[s.key] = default
-    return values
+    return values, invalid
