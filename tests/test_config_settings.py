@@ -163,3 +163,9 @@ def test_the_reference_command_rewrites_a_file(tmp_path):
                    capture_output=True)
     assert path.read_text().startswith("# Configuration\n\nprose\n\n")
     assert current_block(path.read_text()) == reference_block()
+
+
+def test_every_key_a_login_holds_is_in_the_table():
+    table = {s.key for s in SETTINGS}
+    for login in (ApiCredentials, AdminLogin, BearerToken, OAuth2Login):
+        assert set(login.keys()) <= table, login

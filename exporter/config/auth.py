@@ -8,7 +8,7 @@ needs (`from_values`) and says which config keys it holds (`settings`), so `--co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 from exporter.config.kinds import Choice, SecretText, Text, TextOrFile
@@ -38,29 +38,54 @@ AUTH_SETTINGS = (
 )
 
 
+def config_key(key: str, **details: Any) -> Any:
+    """A login's field set by a config key of another name (`identifier` by `api_identifier`)."""
+    return field(metadata={"key": key}, **details)
+
+
 class Login:
-    """What every login declares: its style, the config keys it holds (key -> attribute), which of them it
-    needs, and which of them mean the user chose it."""
+    """A way to log in. Its dataclass fields are the config keys it holds: those without a default it needs.
+    A subclass says its style, how messages name it and which keys mean the user chose it (default: the needed)."""
 
     style: ClassVar[str]
-    keys: ClassVar[Mapping[str, str]]
-    required: ClassVar[tuple[str, ...]]
-    chosen_by: ClassVar[tuple[str, ...]]
-    described_as: ClassVar[str]  # how a problem message names it: "required with API credentials"
-    named_as: ClassVar[str]  # how a conflict names it: "set either api_identifier/api_secret or ..."
+    described_as: ClassVar[str]  # how a problem names it: "api_secret: required with API credentials"
+    _named_as: ClassVar[str]  # how a conflict names it: "set either api_identifier/api_secret or ..."
+    _chosen_by: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, *, style: str, described_as: str, named_as: str = "",
+                          chosen_by: tuple[str, ...] = ()) -> None:
+        cls.style, cls.described_as, cls._named_as, cls._chosen_by = style, described_as, named_as, chosen_by
+
+    @classmethod
+    def keys(cls) -> dict[str, str]:
+        """Config key -> attribute."""
+        return {f.metadata.get("key", f.name): f.name for f in fields(cls)}  # type: ignore[arg-type]
+
+    @classmethod
+    def needed(cls) -> tuple[str, ...]:
+        return tuple(f.metadata.get("key", f.name) for f in fields(cls)  # type: ignore[arg-type]
+                     if f.default is MISSING and f.default_factory is MISSING)
+
+    @classmethod
+    def chosen_by_keys(cls) -> tuple[str, ...]:
+        return cls._chosen_by or cls.needed()
+
+    @classmethod
+    def name(cls) -> str:
+        return cls._named_as or "/".join(cls.needed())
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], where: str, problems: list[str]) -> Any:
         """The login from validated config values, or None after adding what is missing to `problems`."""
-        missing = [key for key in cls.required if key not in values]
+        missing = [key for key in cls.needed() if key not in values]
         problems += [f"{where}.{key}: required with {cls.described_as}" for key in missing]
         if missing:
             return None
-        return cls(**{attr: values[key] for key, attr in cls.keys.items() if key in values})
+        return cls(**{attr: values[key] for key, attr in cls.keys().items() if key in values})
 
     def settings(self) -> dict[str, Any]:
         """The config keys this login holds, with their values (Secrets stay Secrets)."""
-        held = {key: getattr(self, attr) for key, attr in self.keys.items()}
+        held = {key: getattr(self, attr) for key, attr in self.keys().items()}
         return {"api_style": self.style, **{key: value for key, value in held.items() if value is not None}}
 
     def secrets(self) -> list[Secret]:
@@ -69,60 +94,40 @@ class Login:
 
 
 @dataclass(frozen=True)
-class ApiCredentials(Login):
-    identifier: Secret
-    secret: Secret
-    accesskey: Secret | None = None
+class ApiCredentials(Login, style="whmcs", described_as="API credentials"):
+    """API credentials (WHMCS 7.2+), the way WHMCS recommends."""
 
-    style = "whmcs"
-    keys = {"api_identifier": "identifier", "api_secret": "secret", "api_accesskey": "accesskey"}
-    required = ("api_identifier", "api_secret")
-    chosen_by = required
-    described_as = "API credentials"
-    named_as = "api_identifier/api_secret"
+    identifier: Secret = config_key("api_identifier")
+    secret: Secret = config_key("api_secret")
+    accesskey: Secret | None = config_key("api_accesskey", default=None)
 
 
 @dataclass(frozen=True)
-class AdminLogin(Login):
+class AdminLogin(Login, style="whmcs", described_as="admin login"):
+    """The legacy admin login (WHMCS gets the password's MD5)."""
+
     username: str
     password: Secret
-    accesskey: Secret | None = None
-
-    style = "whmcs"
-    keys = {"username": "username", "password": "password", "api_accesskey": "accesskey"}
-    required = ("username", "password")
-    chosen_by = required
-    described_as = "admin login"
-    named_as = "username/password"
+    accesskey: Secret | None = config_key("api_accesskey", default=None)
 
 
 @dataclass(frozen=True)
-class BearerToken(Login):
+class BearerToken(Login, style="bearer", described_as="a static token", named_as="token/token_file"):
+    """A static bearer token (a file is re-read on every call, so a rotated token needs no restart)."""
+
     token: Secret
 
-    style = "bearer"
-    keys = {"token": "token"}
-    required = ("token",)
-    chosen_by = required
-    described_as = "a static token"
-    named_as = "token/token_file"
-
 
 @dataclass(frozen=True)
-class OAuth2Login(Login):
+class OAuth2Login(Login, style="bearer", described_as="token_url (OAuth2 password grant)",
+                  named_as="token_url (OAuth2)", chosen_by=("token_url",)):
+    """The OAuth2 password grant: tokens from `token_url`, refreshed before they expire."""
+
     token_url: str
     client_id: str
     username: str
     password: Secret
     client_secret: Secret | None = None
-
-    style = "bearer"
-    keys = {"token_url": "token_url", "client_id": "client_id", "client_secret": "client_secret",
-            "username": "username", "password": "password"}
-    required = ("client_id", "username", "password")
-    chosen_by = ("token_url",)
-    described_as = "token_url (OAuth2 password grant)"
-    named_as = "token_url (OAuth2)"
 
 
 Auth = ApiCredentials | AdminLogin | BearerToken | OAuth2Login
@@ -145,9 +150,9 @@ STYLES = {
 def build_auth(values: Mapping[str, Any], where: str, problems: list[str]) -> Auth | None:
     """The one login the values describe in their `api_style`, or None after saying what is wrong."""
     style = STYLES[values.get("api_style", "whmcs")]
-    chosen = [login for login in style.logins if any(key in values for key in login.chosen_by)]
+    chosen = [login for login in style.logins if any(key in values for key in login.chosen_by_keys())]
     if len(chosen) > 1:
-        problems.append(f"{where}: set either {chosen[0].named_as} or {chosen[1].named_as}, not both")
+        problems.append(f"{where}: set either {chosen[0].name()} or {chosen[1].name()}, not both")
         return None
     if not chosen:
         problems.append(f"{where}: {style.none_given}")
