@@ -7,7 +7,7 @@ needs (`from_values`) and says which config keys it holds (`settings`), so `--co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -75,11 +75,13 @@ class Login:
         return cls._named_as or "/".join(cls.needed())
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any], where: str, problems: list[str]) -> Any:
-        """The login from validated config values, or None after adding what is missing to `problems`."""
-        missing = [key for key in cls.needed() if key not in values]
+    def from_values(cls, values: Mapping[str, Any], where: str, problems: list[str],
+                    invalid: Collection[str] = ()) -> Any:
+        """The login from validated config values, or None after adding what is missing to `problems`
+        (keys in `invalid` were given but are wrong: already reported, not missing)."""
+        missing = [key for key in cls.needed() if key not in values and key not in invalid]
         problems += [f"{where}.{key}: required with {cls.described_as}" for key in missing]
-        if missing:
+        if missing or any(key in invalid for key in cls.keys()):
             return None
         return cls(**{attr: values[key] for key, attr in cls.keys().items() if key in values})
 
@@ -147,14 +149,17 @@ STYLES = {
 }
 
 
-def build_auth(values: Mapping[str, Any], where: str, problems: list[str]) -> Auth | None:
-    """The one login the values describe in their `api_style`, or None after saying what is wrong."""
+def build_auth(values: Mapping[str, Any], where: str, problems: list[str],
+               invalid: Collection[str] = ()) -> Auth | None:
+    """The one login the values describe in their `api_style`, or None after saying what is wrong.
+    Keys in `invalid` were given with a wrong value (reported already): they still say which login was meant."""
     style = STYLES[values.get("api_style", "whmcs")]
-    chosen = [login for login in style.logins if any(key in values for key in login.chosen_by_keys())]
+    given = set(values) | set(invalid)
+    chosen = [login for login in style.logins if any(key in given for key in login.chosen_by_keys())]
     if len(chosen) > 1:
         problems.append(f"{where}: set either {chosen[0].name()} or {chosen[1].name()}, not both")
         return None
     if not chosen:
         problems.append(f"{where}: {style.none_given}")
         return None
-    return chosen[0].from_values(values, where, problems)
+    return chosen[0].from_values(values, where, problems, invalid)

@@ -42,7 +42,8 @@ def _default_collectors() -> frozenset[str]:
 class InstallationConfig:
     name: str = setting(Text(), help="value of the `whmcs` label", env="WHMCS_NAME", derive=_url_host,
                         default_doc="the URL's host name")
-    url: str = setting(Url(), help="WHMCS base URL, e.g. https://billing.example.com", env="WHMCS_URL", required=True)
+    url: str = setting(Url(), help="the WHMCS base URL, e.g. https://billing.example.com", env="WHMCS_URL",
+                       required=True)
     auth: Auth  # the login; its keys are declared in auth.py
     timezone: str = setting(TimeZone(), "UTC", "IANA zone of WHMCS's times (PHP date.timezone)", env="WHMCS_TIMEZONE")
     poll_interval: float = setting(Duration(), 60.0, "time between polls (±2.5% jitter)", env="WHMCS_POLL_INTERVAL")

@@ -50,10 +50,13 @@ class Kind:
 
 
 class Text(Kind):
-    pass
+    """Free text; an empty string counts as not given (`name: ""` still gets the URL's host)."""
+
+    def take(self, raw: Mapping[str, Any], key: str) -> Any:
+        return ABSENT if raw.get(key) == "" else super().take(raw, key)
 
 
-class Url(Kind):
+class Url(Text):
     format = "http(s) URL"
 
     def parse(self, value: Any) -> str:
@@ -149,7 +152,7 @@ class Buckets(Kind):
         return ", ".join(format_duration(b) for b in value)
 
 
-class FilePath(Kind):
+class FilePath(Text):
     format = "path of an existing file"
 
     def parse(self, value: Any) -> str:

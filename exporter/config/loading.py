@@ -80,7 +80,7 @@ def _installation(raw: Mapping[str, Any], where: str, problems: list[str]) -> In
     problems += [f"{where}: unknown key '{k}'" for k in sorted(map(str, set(raw) - KNOWN_KEYS))]
     values, invalid = _values(raw, where, problems)
     # Which login the keys describe depends on the style: with an unknown style, there is nothing to judge.
-    auth = None if "api_style" in invalid else build_auth(values, where, problems)
+    auth = None if "api_style" in invalid else build_auth(values, where, problems, invalid)
     if auth is None or len(problems) > start:
         return None
     return InstallationConfig(auth=auth, **{s.key: values[s.key] for s in INSTALLATION_SETTINGS})
