@@ -60,7 +60,7 @@ def load_yaml_docs(path: Path) -> list[dict]:
 
 
 def contract_metrics(path: Path) -> set[str]:
-    """Series names from the table in docs/metrics-contract.md (gauge histograms expand to their series)."""
+    """Series names from the table in docs/metrics.md (gauge histograms expand to their series)."""
     names = set()
     for line in path.read_text().splitlines():
         match = re.match(r"\|\s*(whmcs_[a-z0-9_]+)\s*\|\s*([^|]+)\|", line)

@@ -43,7 +43,7 @@ K8S = ROOT / "deploy" / "kubernetes"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SELECTOR = ('job=~"$job"', 'instance=~"$instance"', 'whmcs=~"$whmcs"')
 CONFIG_PATH = "/etc/whmcs-ticket-exporter/config.yml"
-# Metrics that carry no `whmcs` label (see docs/metrics-contract.md) or come from Prometheus itself.
+# Metrics that carry no `whmcs` label (see docs/metrics.md) or come from Prometheus itself.
 NO_WHMCS_LABEL = {"up", "whmcs_exporter_build_info"}
 
 
@@ -139,7 +139,7 @@ def test_thresholds_live_in_recording_rules():
     sla = thresholds["whmcs:threshold:wait_sla_seconds"]
     value = float(re.search(r"vector\(([\d.]+)\)", sla["expr"]).group(1))
     assert float(sla["labels"]["le"]) == value
-    buckets = re.search(r"Default buckets \(seconds\): ([\d, ]+)", (ROOT / "docs/metrics-contract.md").read_text())
+    buckets = re.search(r"Default buckets \(seconds\): ([\d, ]+)", (ROOT / "docs/metrics.md").read_text())
     assert value in {float(b) for b in buckets.group(1).replace(" ", "").strip(",").split(",")}
     recorded = {r["record"] for r in recording_rules()}
     for rule in alert_rules():
@@ -163,7 +163,7 @@ def test_prometheusrule_groups_equal_alerts_yml():
 
 
 def test_rules_and_dashboard_use_only_contract_metrics():
-    known = contract_metrics(ROOT / "docs" / "metrics-contract.md") | {"up"}
+    known = contract_metrics(ROOT / "docs" / "metrics.md") | {"up"}
     used: dict[str, str] = {}
     for rule in rule_groups():
         for r in rule["rules"]:
@@ -173,7 +173,7 @@ def test_rules_and_dashboard_use_only_contract_metrics():
         for metric in metric_names_in(target["expr"]):
             used[metric] = "dashboard"
     unknown = {m: where for m, where in used.items() if m not in known}
-    assert not unknown, f"metrics not in docs/metrics-contract.md: {unknown}"
+    assert not unknown, f"metrics not in docs/metrics.md: {unknown}"
     assert "whmcs_tickets_awaiting_reply_age_seconds_bucket" in used
 
 
@@ -445,9 +445,10 @@ def test_compose_demo_and_real_whmcs_variants():
     for var in ("WHMCS_API_IDENTIFIER_FILE", "WHMCS_API_SECRET_FILE"):
         secret_name = env[var].removeprefix("/run/secrets/")
         assert secret_name in exporter["secrets"] and secret_name in real["secrets"], var
-    contract = (ROOT / "docs/metrics-contract.md").read_text()
+    documented = (ROOT / "docs/configuration.md").read_text()
     for var in env:
-        assert var.removesuffix("_FILE") in contract, f"{var} is not an environment variable the exporter reads"
+        variable = var.removesuffix("_FILE")
+        assert f"`{variable}`" in documented, f"{var} is not an environment variable the exporter reads"
     gitignore = (ROOT / "deploy/secrets/.gitignore").read_text()
     assert "!*.example" in gitignore
 

@@ -1,8 +1,8 @@
 """The wait-time distribution: exact bucket counts from few calls, checked against brute force.
 
-Unit tests drive the view with the in-memory GetTickets of tests/fake_whmcs.py; integration tests use
+Unit tests drive the collector with the in-memory GetTickets of tests/fake_whmcs.py; integration tests use
 the simulator over HTTP with the real client. Every call count asserted here is a measured figure
-quoted in the README (Backlog depth).
+quoted in docs/performance.md (API calls per collector).
 """
 
 from __future__ import annotations
