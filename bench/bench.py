@@ -29,18 +29,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+if __name__ == "__main__" and not __package__:
+    # Run by path, sys.path starts at bench/ (where this file would shadow the bench package) and the
+    # repository's testkit is out of reach: run again as the package's module from the repository root.
+    os.chdir(Path(__file__).resolve().parent.parent)
+    os.execv(sys.executable, [sys.executable, "-m", "bench.bench", *sys.argv[1:]])
+
+import requests
+
+from exporter.simulator import Simulator
+from testkit.bench_calls import measure
+from testkit.bench_proc import PollWatch, cpu_seconds, memory_mb
+from testkit.bench_world import ACTIVE_SHARE, AWAITING_SHARE, MIX, apply_traffic, make_world
+from testkit.exporter_process import ExporterProcess, Samples, write_config
+from testkit.reliability import installation
+from testkit.soak_load import percentile
+from testkit.static_server import start_static_server
+
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, this file's directory comes first on sys.path and its name would shadow the bench package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
-
-import requests  # noqa: E402
-
-from bench.bench_calls import measure  # noqa: E402
-from bench.bench_proc import PollWatch, cpu_seconds, memory_mb  # noqa: E402
-from bench.bench_world import ACTIVE_SHARE, AWAITING_SHARE, MIX, TZ, apply_traffic, make_world  # noqa: E402
-from exporter.simulator import Simulator  # noqa: E402
-from tests.exporter_process import ExporterProcess, Samples, write_config  # noqa: E402
 
 SIZES = (100, 1_000, 10_000, 100_000)
 QUICK_SIZES = (100, 10_000)
@@ -48,17 +54,9 @@ LATENCY = 0.05
 CONCURRENCY = (1, 10, 50)
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def exporter_config(directory: str, sim: Simulator, interval: str, timeout: str, **extra: Any) -> str:
-    return write_config(directory, [{
-        "name": "bench", "url": sim.url, "api_identifier": sim.identifier, "api_secret": sim.secret,
-        "timezone": TZ, "poll_interval": interval, "timeout": timeout, **extra}])
+    return write_config(directory, [installation(sim, name="bench", poll_interval=interval, timeout=timeout,
+                                                 max_age=None, **extra)])
 
 
 def load(url: str, concurrency: int, seconds: float) -> list[tuple[float, float]]:
@@ -79,16 +77,9 @@ def latency_stats(samples: list[tuple[float, float]], busy: list[tuple[float, fl
     return out
 
 
-def static_server(body_size: int, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.bench_static", str(body_size), *extra], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, f"http://127.0.0.1:{proc.stdout.readline().strip()}/metrics"
-
-
 def scrape_bench(url: str, body_size: int, watch: PollWatch, seconds: float) -> dict[str, Any]:
-    static, static_url = static_server(body_size)
-    fast, fast_url = static_server(body_size, "nodelay")
+    static, static_url = start_static_server(body_size)
+    fast, fast_url = start_static_server(body_size, nodelay=True)
     try:
         results: dict[str, Any] = {"body_bytes": body_size}
         for concurrency in CONCURRENCY:

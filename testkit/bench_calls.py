@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.bench_world import TZ, apply_traffic, make_world
 from exporter.client import CallStats, WhmcsClient, classify
 from exporter.collectors.base import Collector, PollContext
 from exporter.collectors.registry import build_collectors
@@ -27,6 +26,7 @@ from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator, World
 from exporter.simulator import api as sim_api
 from exporter.snapshot import Part, SnapshotStore
+from testkit.bench_world import TZ, apply_traffic, make_world
 
 NAME = "bench"
 
