@@ -165,13 +165,13 @@ class Bench:
         fr = self.first_response()
         if fr is None:
             return 0
-        budget, pages = fr.budget, fr.max_pages
-        fr.budget, fr.max_pages = 10**9, 10**6  # the rest of the window's listing too, in this one poll
+        budget, pages = fr.budget, fr.listing.max_pages
+        fr.budget, fr.listing.max_pages = 10**9, 10**6  # the rest of the window's listing too, in this one poll
         try:
             fr.poll(PollContext(client=DirectClient(self.sim.world), now=self.now, installation=self.inst))
             return fr.last_fetches
         finally:
-            fr.budget, fr.max_pages = budget, pages
+            fr.budget, fr.listing.max_pages = budget, pages
 
 
 def catch_up_polls(due: int, budget: int) -> int:
