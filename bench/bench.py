@@ -29,18 +29,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+if __name__ == "__main__" and not __package__:
+    # Run by path, sys.path starts at bench/ (where this file would shadow the bench package) and the
+    # repository's testkit is out of reach: run again as the package's module from the repository root.
+    os.chdir(Path(__file__).resolve().parent.parent)
+    os.execv(sys.executable, [sys.executable, "-m", "bench.bench", *sys.argv[1:]])
+
+import requests
+
+from bench.report import report, warm_report
+from exporter.simulator import Simulator
+from testkit.bench_calls import measure
+from testkit.bench_proc import PollWatch, cpu_seconds, memory_mb
+from testkit.bench_world import ACTIVE_SHARE, AWAITING_SHARE, MIX, apply_traffic, make_world
+from testkit.exporter_process import ExporterProcess, Samples, write_config
+from testkit.reliability import installation
+from testkit.soak_load import percentile
+from testkit.static_server import start_static_server
+
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, this file's directory comes first on sys.path and its name would shadow the bench package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
-
-import requests  # noqa: E402
-
-from bench.bench_calls import measure  # noqa: E402
-from bench.bench_proc import PollWatch, cpu_seconds, memory_mb  # noqa: E402
-from bench.bench_world import ACTIVE_SHARE, AWAITING_SHARE, MIX, TZ, apply_traffic, make_world  # noqa: E402
-from exporter.simulator import Simulator  # noqa: E402
-from tests.exporter_process import ExporterProcess, Samples, write_config  # noqa: E402
 
 SIZES = (100, 1_000, 10_000, 100_000)
 QUICK_SIZES = (100, 10_000)
@@ -48,17 +55,9 @@ LATENCY = 0.05
 CONCURRENCY = (1, 10, 50)
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def exporter_config(directory: str, sim: Simulator, interval: str, timeout: str, **extra: Any) -> str:
-    return write_config(directory, [{
-        "name": "bench", "url": sim.url, "api_identifier": sim.identifier, "api_secret": sim.secret,
-        "timezone": TZ, "poll_interval": interval, "timeout": timeout, **extra}])
+    return write_config(directory, [installation(sim, name="bench", poll_interval=interval, timeout=timeout,
+                                                 max_age=None, **extra)])
 
 
 def load(url: str, concurrency: int, seconds: float) -> list[tuple[float, float]]:
@@ -79,16 +78,9 @@ def latency_stats(samples: list[tuple[float, float]], busy: list[tuple[float, fl
     return out
 
 
-def static_server(body_size: int, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.bench_static", str(body_size), *extra], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, f"http://127.0.0.1:{proc.stdout.readline().strip()}/metrics"
-
-
 def scrape_bench(url: str, body_size: int, watch: PollWatch, seconds: float) -> dict[str, Any]:
-    static, static_url = static_server(body_size)
-    fast, fast_url = static_server(body_size, "nodelay")
+    static, static_url = start_static_server(body_size)
+    fast, fast_url = start_static_server(body_size, nodelay=True)
     try:
         results: dict[str, Any] = {"body_bytes": body_size}
         for concurrency in CONCURRENCY:
@@ -232,100 +224,6 @@ def warm_rss(tickets: int, *, budget: int, traffic: int, polls: int, timeout: fl
     }
 
 
-def warm_report(w: dict[str, Any]) -> str:
-    return "\n".join([
-        f"Warm exporter process at {w['tickets']:,} tickets (first-response cache full: coverage "
-        f"{w['coverage']:g}, {w['window_tickets_known']:,} tickets of the window known)",
-        "| filled with | fill | RSS at coverage 1 | steady RSS (after polls with traffic) | peak (VmHWM) | "
-        "CPU per steady poll | last steady poll |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
-        f"| {w['budget']} GetTicket per poll, 1 s interval | {w['fill_polls']} polls, {w['fill_seconds']:.0f} s | "
-        f"{w['at_coverage_1']['VmRSS_mb']:.1f} MB | {w['steady']['VmRSS_mb']:.1f} MB ({w['steady']['polls']} polls, "
-        f"{w['traffic_per_poll']} events each) | {w['steady']['VmHWM_mb']:.1f} MB | "
-        f"{w['steady']['cpu_s_per_poll']:.3f} s | {fmt_actions(w['steady']['last_poll_actions'])} |",
-    ])
-
-
-def fmt_actions(actions: dict[str, int]) -> str:
-    return " ".join(f"{k}={v}" for k, v in actions.items())
-
-
-def report(results: dict[str, Any]) -> str:
-    lines = []
-    sizes = results["sizes"]
-    add = lines.append
-    add(f"traffic: {results['traffic_per_poll']} events per poll interval (new tickets, staff replies, customer "
-        f"replies); latency runs: {LATENCY * 1e3:g} ms per call")
-    add("")
-    add("API calls per poll (every collector enabled)")
-    add("| tickets | first poll | next polls (first-response catch-up) | warm steady | steady: wait_distribution "
-        "| steady: other collectors | catch-up polls |")
-    add("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in sizes:
-        c = r["calls"]
-        steady = c["steady"][-1]
-        wd = steady["by_collector"].get("wait_distribution", 0)
-        add(f"| {r['tickets']:,} | {c['first']['total']} | {c['second']['total']} | {steady['total']} | {wd} | "
-            f"{steady['total'] - wd} | {c['catch_up_polls']} |")
-    add("")
-    add("Warm steady poll by collector (calls)")
-    collectors = list(sizes[0]["calls"]["steady"][-1]["by_collector"])
-    add("| tickets | " + " | ".join(collectors) + " |")
-    add("| ---: |" + " ---: |" * len(collectors))
-    for r in sizes:
-        steady = r["calls"]["steady"][-1]["by_collector"]
-        add(f"| {r['tickets']:,} | " + " | ".join(str(steady.get(v, 0)) for v in collectors) + " |")
-    add("")
-    add("Real process: calls by action as the simulator saw them")
-    add("| tickets | first poll | next poll |")
-    add("| ---: | --- | --- |")
-    for r in sizes:
-        p = r["process"]
-        add(f"| {r['tickets']:,} | {fmt_actions(p['first_poll']['actions'])} | "
-            f"{fmt_actions(p['next_polls']['actions'][-1])} |")
-    add("")
-    add(f"Poll wall time with {LATENCY * 1e3:g} ms per call")
-    add("| tickets | first poll (process) | next poll (process) | warm steady (in-process) "
-        "| warm steady calls x 50 ms |")
-    add("| ---: | ---: | ---: | ---: | ---: |")
-    for r in sizes:
-        lat = r.get("latency") or {}
-        steady = r["calls"]["steady"][-1]
-        first = lat.get("first", {})
-        nxt = lat.get("next", {})
-        add(f"| {r['tickets']:,} | {first.get('seconds', float('nan')):.2f} s ({first.get('calls', 0):.0f} calls) | "
-            f"{nxt.get('seconds', float('nan')):.2f} s ({nxt.get('calls', 0):.0f} calls) | {steady['seconds']:.2f} s | "
-            f"{steady['total'] * LATENCY:.2f} s |")
-    add("")
-    add("CPU and memory of the exporter process")
-    add("| tickets | first poll CPU (incl. start) | CPU per next poll | peak RSS (VmHWM) | RSS after polls | "
-        "RSS after scrapes |")
-    add("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in sizes:
-        p = r["process"]
-        add(f"| {r['tickets']:,} | {p['first_poll']['cpu_s_incl_startup']:.2f} s | "
-            f"{p['next_polls']['cpu_s_per_poll']:.3f} s | {p['memory']['peak_VmHWM_mb']:.1f} MB | "
-            f"{p['memory']['after_polls_VmRSS_mb']:.1f} MB | {p['memory']['after_scrapes_VmRSS_mb']:.1f} MB |")
-    add("")
-    add("/metrics latency, exporter vs static baselines of the same size (ms). The exporter's handler disables "
-        "Nagle, so the like-for-like baseline is the static server with TCP_NODELAY: ratio = exporter p99 / "
-        "NODELAY p99. quiet = scrapes that did not overlap a poll (n = how many). The http.server-defaults "
-        "baseline (Nagle on, ~44 ms delayed-ACK stall) is kept for reference.")
-    add("| tickets | body | scrapers | exporter p50 | exporter p99 | quiet p99 (n) | NODELAY p50 | NODELAY p99 | "
-        "p99 ratio | quiet p99 ratio | defaults p50 | defaults p99 |")
-    add("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in sizes:
-        s = r["process"]["scrape"]
-        for conc in CONCURRENCY:
-            x = s[str(conc)]
-            e, b, n = x["exporter"], x["static"], x["static_nodelay"]
-            add(f"| {r['tickets']:,} | {s['body_bytes']:,} B | {conc} | {e['p50_ms']:.2f} | {e['p99_ms']:.2f} | "
-                f"{e['quiet_p99_ms']:.2f} ({e['quiet_n']}) | {n['p50_ms']:.2f} | {n['p99_ms']:.2f} | "
-                f"{e['p99_ms'] / n['p99_ms']:.2f} | {e['quiet_p99_ms'] / n['p99_ms']:.2f} | {b['p50_ms']:.2f} | "
-                f"{b['p99_ms']:.2f} |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="sizes 100 and 10,000 only")
@@ -373,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, sort_keys=False, default=float) + "\n", encoding="utf-8")
     if sizes:
-        print(report(results))
+        print(report(results, LATENCY, CONCURRENCY))
     if "warm_rss" in results:
         print("\n" + warm_report(results["warm_rss"]))
     print(f"\n{len(sizes)} sizes in {results['seconds']} s; JSON: {out}")

@@ -22,7 +22,7 @@ from exporter.errors import AuthError, CallTimeout, ConnectionFailed, HttpStatus
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
-from tests.reliability import after_polls, installation, start, up, value, wait_until, write_secret
+from testkit.reliability import after_polls, installation, start, up, value, wait_until, write_secret
 
 # -- backoff.py is pure ------------------------------------------------------------------------------------
 
@@ -131,6 +131,7 @@ def call_gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in zip(times, times[1:], strict=False)]
 
 
+@pytest.mark.process
 def test_wrong_secret_on_the_real_exporter_stays_under_the_ban_threshold(tmp_path):
     # auth_backoff and WHMCS's ban window scaled down together from 30 minutes to 3 seconds.
     with Simulator(tickets=30, ban_window=3.0) as sim:
@@ -154,6 +155,7 @@ def test_wrong_secret_on_the_real_exporter_stays_under_the_ban_threshold(tmp_pat
             assert s.get("whmcs_tickets_active", whmcs="w") is None  # no numbers without a successful poll
 
 
+@pytest.mark.process
 def test_rotated_secret_file_is_used_without_a_restart(tmp_path):
     with Simulator(tickets=30) as sim:
         secret = write_secret(str(tmp_path), "secret", "old-secret")
@@ -175,6 +177,7 @@ def test_rotated_secret_file_is_used_without_a_restart(tmp_path):
     ("banned", "IP Banned", "remove the ban in WHMCS"),
     ("access_key", "Invalid Access Key", "api_accesskey does not match"),
 ])
+@pytest.mark.process
 def test_access_refusals_are_retried_once_per_backoff(tmp_path, kind, message, advice):
     sim_args = {"allow_ips": ()} if kind != "banned" else {}
     if kind == "access_key":
@@ -199,6 +202,7 @@ def test_access_refusals_are_retried_once_per_backoff(tmp_path, kind, message, a
             assert "paused for auth" in page and message in page
 
 
+@pytest.mark.process
 def test_rate_limit_retry_after_in_seconds_and_http_date(tmp_path):
     with Simulator(tickets=30) as sim:
         with start(str(tmp_path), [installation(sim)]) as proc:
@@ -226,6 +230,7 @@ def test_rate_limit_retry_after_in_seconds_and_http_date(tmp_path):
             assert "WHMCS is overloaded" in proc.log()
 
 
+@pytest.mark.process
 def test_503_with_retry_after_and_429_without(tmp_path):
     with Simulator(tickets=30) as sim:
         with start(str(tmp_path), [installation(sim)]) as proc:

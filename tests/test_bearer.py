@@ -199,10 +199,8 @@ def bearer_installation(sim: Simulator, auth: Auth | None = None) -> Installatio
 
 
 @pytest.fixture
-def gateway():
-    sim = Simulator(style="bearer", tickets=40, token_ttl=3600).start()
-    yield sim
-    sim.stop()
+def gateway(simulators) -> Simulator:
+    return simulators(style="bearer", tickets=40, token_ttl=3600)
 
 
 def test_client_posts_kebab_paths_with_a_bearer_header(gateway: Simulator) -> None:

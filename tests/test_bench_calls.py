@@ -1,7 +1,7 @@
 """API calls per poll with every registered collector, exactly, at 100 and 100,000 tickets (in-process, seconds).
 
-The same measurement as `python bench/bench.py` (bench/bench_calls.py): the real client and collectors against
-the simulator over HTTP, on a seeded static world (bench/bench_world.py: 20% awaiting, 40% active) with the
+The same measurement as `python bench/bench.py` (testkit/bench_calls.py): the real client and collectors against
+the simulator over HTTP, on a seeded static world (testkit/bench_world.py: 20% awaiting, 40% active) with the
 poller's clock fixed, so the counts are deterministic. Timing figures live in the benchmark, never here.
 
 Where the numbers come from (5 departments, each with awaiting tickets at both sizes):
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bench_calls import Bench
+from testkit.bench_calls import Bench
 
 NOW = 1_750_000_000.0
 

@@ -100,6 +100,7 @@ def test_collectors_as_mapping():
     assert "counts" in config.installations[0].collectors
 
 
+@pytest.mark.process
 def test_bad_config_file_exits_2_listing_problems(tmp_path):
     path = tmp_path / "c.yml"
     path.write_text("installations:\n  - url: nope\n    api_secret: HIDDEN-SECRET-1\n    timezone: Nowhere/X\n")
@@ -110,6 +111,7 @@ def test_bad_config_file_exits_2_listing_problems(tmp_path):
     assert "HIDDEN-SECRET-1" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.process
 def test_config_check_ok(tmp_path):
     path = tmp_path / "c.yml"
     path.write_text("installations:\n  - url: https://a.example\n    api_identifier: i\n    api_secret: s\n")

@@ -10,7 +10,8 @@ from exporter.collectors.departments import DepartmentsCollector, parse_departme
 from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.errors import ShapeError
 from exporter.simulator import Department, Simulator, World
-from tests.fake_whmcs import FakeTicket, FakeTickets, exposition, promtool_check
+from testkit.exposition import exposition, promtool_check
+from testkit.fake_whmcs import FakeTicket, FakeTickets
 
 NOW = 1_700_000_000
 INST = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")))
@@ -31,6 +32,7 @@ def series(part) -> dict[tuple[str, str], float]:
     return out
 
 
+@pytest.mark.process
 def test_counts_oldest_wait_and_one_tail_call_per_waiting_department():
     fake = FakeTickets([FakeTicket(1, NOW - 60, deptid=1), FakeTicket(2, NOW - 500, deptid=1),
                         FakeTicket(3, NOW - 7200, deptid=2)],
@@ -49,6 +51,7 @@ def test_counts_oldest_wait_and_one_tail_call_per_waiting_department():
     promtool_check(exposition(part))
 
 
+@pytest.mark.process
 def test_duplicate_names_get_the_id_and_no_departments_key_means_none():
     fake = FakeTickets([], departments=[dept(7, "Support", 0, 0), dept(3, "Support", 0, 1), dept(9, "Support", 0, 2)])
     part = DepartmentsCollector().poll(PollContext(client=fake, now=NOW, installation=INST))
@@ -78,6 +81,7 @@ class Clock:
         return NOW
 
 
+@pytest.mark.process
 def test_simulator_every_department_matches_the_truth_and_deleted_ones_vanish():
     world = World.generate(seed=4, tickets=3000, now=NOW, clock=Clock(), tz="Europe/Berlin")
     with Simulator(world=world) as sim:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy_helpers import (
+from testkit.deploy_kit import (
     ALLOWED_INSTALLATION_KEYS,
     contract_metrics,
     dashboard_panels,
@@ -30,9 +30,8 @@ from tests.deploy_helpers import (
     load_yaml_docs,
     metric_names_in,
     parse_dockerfile,
-    require_module,
-    require_tool,
 )
+from testkit.tools import require_module, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "deploy" / "prometheus"
@@ -68,18 +67,18 @@ def recording_rules() -> list[dict]:
 # ================================================================ Prometheus rules
 
 
-def test_promtool_check_rules():
-    promtool = require_tool("promtool")
+@pytest.mark.process
+def test_promtool_check_rules(promtool):
     run([promtool, "check", "rules", str(ALERTS)])
 
 
-def test_promtool_unit_tests():
-    promtool = require_tool("promtool")
+@pytest.mark.process
+def test_promtool_unit_tests(promtool):
     run([promtool, "test", "rules", ALERTS_TEST.name], cwd=PROM)
 
 
-def test_promtool_check_config(tmp_path):
-    promtool = require_tool("promtool")
+@pytest.mark.process
+def test_promtool_check_config(tmp_path, promtool):
     # The config names its rule file relative to itself: check a copy with the rules beside it.
     shutil.copy(PROM / "prometheus.yml", tmp_path / "prometheus.yml")
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
@@ -150,6 +149,7 @@ def test_thresholds_live_in_recording_rules():
             assert used in recorded, f"{rule['alert']} uses {used} which no rule records"
 
 
+@pytest.mark.process
 def test_prometheusrule_groups_equal_alerts_yml():
     doc = yaml.safe_load((K8S / "prometheusrule.yaml").read_text())
     assert doc["apiVersion"] == "monitoring.coreos.com/v1"
@@ -292,6 +292,7 @@ def test_grafana_provisioning():
 # ================================================================ Dockerfile
 
 
+@pytest.mark.process
 def test_hadolint():
     hadolint = require_tool("hadolint")
     run([hadolint, "--failure-threshold", "info", str(ROOT / "Dockerfile")])
@@ -317,6 +318,7 @@ def test_dockerfile_structure():
     assert ".git" in ignored and "exporter" not in ignored and "pyproject.toml" not in ignored
 
 
+@pytest.mark.process
 def test_dockerfile_install_steps_in_a_fresh_venv(tmp_path):
     """Replay the Dockerfile's COPY and pip steps (all stages, in order) in a venv, then run the CLI."""
     if not (ROOT / "exporter" / "cli.py").exists():
@@ -480,6 +482,7 @@ def test_every_manifest_is_checked():
     }
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("name", CORE_MANIFESTS)
 def test_kubernetes_validate(name):
     tool = require_tool("kubernetes-validate")
@@ -582,6 +585,7 @@ def test_systemd_unit_is_hardened():
                 assert inst[key].rsplit("/", 1)[1] in credentials, key
 
 
+@pytest.mark.process
 def test_systemd_analyze_verify(tmp_path):
     tool = shutil.which("systemd-analyze")
     if tool is None:

@@ -8,7 +8,9 @@ import pytest
 import requests
 
 from exporter.simulator import Simulator, World
-from tests.exporter_process import ExporterProcess, Samples, write_config
+from testkit.exporter_process import ExporterProcess, Samples, write_config
+
+pytestmark = pytest.mark.process
 
 TZ = "Australia/Sydney"  # far from UTC, with DST
 

@@ -19,8 +19,10 @@ import pytest
 import requests
 
 from exporter.simulator import Simulator
-from tests.exporter_process import ExporterProcess, Samples, free_port
-from tests.reliability import FAST, NAME, failures, installation, polls, start, up, value, wait_until
+from testkit.exporter_process import ExporterProcess, Samples, free_port
+from testkit.reliability import FAST, NAME, failures, installation, polls, start, up, value, wait_until
+
+pytestmark = pytest.mark.process
 
 
 @pytest.fixture(scope="module")

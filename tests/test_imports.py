@@ -1,4 +1,4 @@
-"""Every module of tests/, bench/ and deploy/ imports in this environment.
+"""Every module of tests/, testkit/, bench/ and deploy/ imports in this environment.
 
 CI runs the suite in a fresh virtual environment: a package that a module imports but pyproject.toml does
 not declare fails here by name, before any test that needs it runs (and skips or fails less clearly).
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = sorted(p for folder in ("tests", "bench", "deploy") for p in (ROOT / folder).rglob("*.py"))
+MODULES = sorted(p for folder in ("tests", "testkit", "bench", "deploy") for p in (ROOT / folder).rglob("*.py"))
 
 # Each module is imported in a child interpreter of its own: module-level state cannot leak into the suite,
 # and a missing package shows as the child's ModuleNotFoundError.
@@ -29,9 +29,10 @@ spec.loader.exec_module(module)
 
 def test_the_modules_are_found():
     names = {p.relative_to(ROOT).as_posix() for p in MODULES}
-    assert {"tests/tls_certs.py", "bench/bench.py", "deploy/gen_prometheusrule.py"} <= names
+    assert {"tests/test_imports.py", "testkit/tls_certs.py", "bench/bench.py", "deploy/gen_prometheusrule.py"} <= names
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_module_imports(path: Path):
     name = path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")

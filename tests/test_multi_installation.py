@@ -9,24 +9,21 @@ must cost that action only, and one installation being slow or gone must not del
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from exporter.simulator import Simulator
-from tests.exporter_process import ExporterProcess, Samples, write_config
+from testkit.exporter_process import ExporterProcess, Samples, write_config
+
+pytestmark = pytest.mark.process
 
 TOKEN_TTL = 3.0
 POLL = 1.0
 
 
 @pytest.fixture
-def sims() -> Iterator[tuple[Simulator, Simulator]]:
-    alpha = Simulator(tickets=60, seed=11).start()
-    beta = Simulator(style="bearer", tickets=60, seed=12, token_ttl=TOKEN_TTL).start()
-    yield alpha, beta
-    alpha.stop()
-    beta.stop()
+def sims(simulators) -> tuple[Simulator, Simulator]:
+    return simulators(tickets=60, seed=11), simulators(style="bearer", tickets=60, seed=12, token_ttl=TOKEN_TTL)
 
 
 def config(alpha: Simulator, beta: Simulator) -> list[dict]:

@@ -13,7 +13,7 @@ from exporter.errors import ConnectionFailed, ShapeError
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
-from tests.fake_whmcs import FakeTickets
+from testkit.fake_whmcs import FakeTickets
 
 INST = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")))
 NOW = 1_700_000_000

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from exporter.client import WhmcsClient
 from exporter.collectors.base import PollContext
 from exporter.collectors.priorities import PrioritiesCollector
 from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.simulator import Simulator, World
-from tests.fake_whmcs import FakeTicket, FakeTickets, exposition, promtool_check
+from testkit.exposition import exposition, promtool_check
+from testkit.fake_whmcs import FakeTicket, FakeTickets
 
 NOW = 1_700_000_000
 
@@ -21,6 +24,7 @@ def fake(priorities: list[str]) -> FakeTickets:
                        string_numbers=True)
 
 
+@pytest.mark.process
 def test_complete_list_in_one_call_with_standard_priorities_at_zero():
     f = fake(["High", "High", "Low", "Urgent"])
     part = PrioritiesCollector().poll(PollContext(client=f, now=NOW, installation=inst()))
@@ -48,6 +52,7 @@ class Clock:
         return NOW
 
 
+@pytest.mark.process
 def test_simulator_matches_the_truth():
     world = World.generate(seed=6, tickets=2000, now=NOW, clock=Clock())
     with Simulator(world=world) as sim:

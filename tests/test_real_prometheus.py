@@ -29,18 +29,17 @@ import requests
 import yaml
 
 from exporter.simulator import Simulator, World
-from tests.deploy_helpers import dashboard_queries, metric_names_in
-from tests.exporter_process import ExporterProcess, free_port, write_config
-from tests.prometheus_server import (
+from testkit.deploy_kit import dashboard_queries, metric_names_in
+from testkit.exporter_process import ExporterProcess, free_port, write_config
+from testkit.prometheus_server import (
     PrometheusServer,
-    promtool,
-    require_binary,
     scrape_job,
     tuned_rules,
 )
-from tests.prometheus_server import (
+from testkit.prometheus_server import (
     write_config as write_prometheus_config,
 )
+from testkit.tools import promtool, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -56,13 +55,13 @@ PANEL_TIMEOUT = 60.0
 
 HOUR, DAY = 3600, 86400
 
-pytestmark = pytest.mark.usefixtures("binaries")
+pytestmark = [pytest.mark.process, pytest.mark.usefixtures("binaries")]
 
 
 @pytest.fixture(scope="module")
 def binaries() -> None:
-    require_binary("prometheus")
-    require_binary("promtool")
+    require_tool("prometheus")
+    require_tool("promtool")
 
 
 @pytest.fixture(scope="module")

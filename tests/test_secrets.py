@@ -16,7 +16,7 @@ from exporter.client import WhmcsClient
 from exporter.config import AdminLogin, ApiCredentials, Auth, InstallationConfig, Secret
 from exporter.errors import WhmcsError
 from exporter.simulator import Simulator
-from tests.reliability import start, wait_until, write_secret
+from testkit.reliability import start, wait_until, write_secret
 
 IDENT = "IDENT-7f3a9c1e-unique"
 SECRET = "SECRET-b41d-8e2f-unique"
@@ -46,6 +46,7 @@ def leaks(text: str) -> list[str]:
     return [s for s in ALL if s in text]
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("style", ["api", "legacy"])
 def test_no_secret_anywhere(tmp_path, style):
     d = str(tmp_path)

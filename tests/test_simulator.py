@@ -532,6 +532,7 @@ def test_hundred_thousand_tickets_complete():
     print(f"100k generation {gen:.2f}s, cached GetTickets {cached * 1000:.2f}ms")
 
 
+@pytest.mark.process
 def test_cli_prints_url_and_stops_on_sigterm():
     proc = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--port", "0", "--tickets", "20"],
                             stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))

@@ -1,4 +1,4 @@
-"""Load and soak of the real exporter process (the code of bench/soak_load.py, slightly smaller runs).
+"""Load and soak of the real exporter process (the code of testkit/soak_load.py, slightly smaller runs).
 
 Load: 50 concurrent scrapers; every scrape answers 200 and the exporter's p99
 stays within 3x of a static server of the same body size measured in the same
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soak_load import run_load, run_soak
+from testkit.soak_load import run_load, run_soak
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 
 def test_fifty_concurrent_scrapers():

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from exporter.simulator import Simulator
-from tests.reliability import NAME, failures, has_tickets, installation, polls, start, up, value
+from testkit.reliability import NAME, failures, has_tickets, installation, polls, start, up, value
+
+pytestmark = pytest.mark.process
 
 
 def test_outage_stales_ticket_series_and_recovery_is_automatic(tmp_path):

@@ -1,6 +1,6 @@
 """The wait-time distribution: exact bucket counts from few calls, checked against brute force.
 
-Unit tests drive the collector with the in-memory GetTickets of tests/fake_whmcs.py; integration tests use
+Unit tests drive the collector with the in-memory GetTickets of testkit/fake_whmcs.py; integration tests use
 the simulator over HTTP with the real client. Every call count asserted here is a measured figure
 quoted in docs/performance.md (API calls per collector).
 """
@@ -20,7 +20,8 @@ from exporter.collectors.ticket_lists import fetch_page
 from exporter.collectors.wait_distribution import WaitDistributionCollector, integrate_ages, search
 from exporter.config import DEFAULT_BUCKETS, ApiCredentials, InstallationConfig, Secret
 from exporter.simulator import Simulator, World
-from tests.fake_whmcs import UTC, FakeTicket, FakeTickets, exposition, promtool_check, truth_counts
+from testkit.exposition import exposition, promtool_check
+from testkit.fake_whmcs import UTC, FakeTicket, FakeTickets, truth_counts
 
 NOW = 1_700_000_000
 INST = InstallationConfig(name="t", url="http://whmcs.test", auth=ApiCredentials(Secret("i"), Secret("s")))
@@ -182,6 +183,7 @@ def test_integrate_ages_is_exact_when_everything_is_known():
 
 # ---- exposition and the simulator -------------------------------------------------------------------
 
+@pytest.mark.process
 def test_exposition_passes_promtool():
     lastreplies = spread(3000, 4)
     other = InstallationConfig(name="empty", url="http://b.test", auth=ApiCredentials(Secret("i"), Secret("s")))

@@ -19,8 +19,8 @@ from exporter import web_config
 from exporter.config import ConfigError
 from exporter.simulator import Simulator
 from exporter.web_config import load_web_config, parse_web_config
-from tests.reliability import installation, start
-from tests.tls_certs import make_tls
+from testkit.reliability import installation, start
+from testkit.tls_certs import make_tls
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
 
@@ -150,6 +150,7 @@ def sim():
         yield s
 
 
+@pytest.mark.process
 def test_tls_and_basic_auth_on_the_real_exporter(tmp_path, sim):
     tls = make_tls(str(tmp_path))
     path = write(tmp_path, {"tls_server_config": {"cert_file": tls.cert, "key_file": tls.key},
@@ -181,6 +182,7 @@ def test_tls_and_basic_auth_on_the_real_exporter(tmp_path, sim):
         assert proc.proc.poll() is None
 
 
+@pytest.mark.process
 def test_mutual_tls(tmp_path, sim):
     tls = make_tls(str(tmp_path))
     path = write(tmp_path, {"tls_server_config": {"cert_file": tls.cert, "key_file": tls.key,
@@ -200,6 +202,7 @@ def test_mutual_tls(tmp_path, sim):
             requests.get(proc.base + "/metrics", verify=tls.ca, cert=(other.client_cert, other.client_key), timeout=5)
 
 
+@pytest.mark.process
 def test_cli_refuses_a_bad_web_config(tmp_path, sim):
     path = write(tmp_path, {"basic_auth_users": {"prom": "nope"}, "tls_server_config": {"cert_file": "/x"}})
     cfg = tmp_path / "config.yml"

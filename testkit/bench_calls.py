@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.bench_world import TZ, apply_traffic, make_world
 from exporter.client import CallStats, WhmcsClient, classify
 from exporter.collectors.base import Collector, PollContext
 from exporter.collectors.registry import build_collectors
@@ -27,6 +26,7 @@ from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator, World
 from exporter.simulator import api as sim_api
 from exporter.snapshot import Part, SnapshotStore
+from testkit.bench_world import TZ, apply_traffic, make_world
 
 NAME = "bench"
 
@@ -166,13 +166,13 @@ class Bench:
         fr = self.first_response()
         if fr is None:
             return 0
-        budget, pages = fr.budget, fr.max_pages
-        fr.budget, fr.max_pages = 10**9, 10**6  # the rest of the window's listing too, in this one poll
+        budget, pages = fr.budget, fr.listing.max_pages
+        fr.budget, fr.listing.max_pages = 10**9, 10**6  # the rest of the window's listing too, in this one poll
         try:
             fr.poll(PollContext(client=DirectClient(self.sim.world), now=self.now, installation=self.inst))
             return fr.last_fetches
         finally:
-            fr.budget, fr.max_pages = budget, pages
+            fr.budget, fr.listing.max_pages = budget, pages
 
 
 def catch_up_polls(due: int, budget: int) -> int:

@@ -1,4 +1,5 @@
-"""Reading a process's CPU time and memory from /proc, and telling polls apart in the simulator's call log."""
+"""Reading a process's CPU time, memory, threads and open files from /proc, and telling polls apart in the
+simulator's call log."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def memory_mb(pid: int) -> dict[str, float]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) / 1024
     return out
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """RSS in kB, threads and open file descriptors of `pid`."""
+    return {"rss_kb": round(memory_mb(pid)["VmRSS"] * 1024), "threads": len(os.listdir(f"/proc/{pid}/task")),
+            "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
 @dataclass

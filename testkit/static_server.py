@@ -1,15 +1,21 @@
 """The scrape baseline: a trivial ThreadingHTTPServer (HTTP/1.1, keep-alive) serving a fixed body.
 
-Run as `python -m bench.bench_static SIZE [nodelay]`; prints the port on stdout, serves until killed.
-By default the handler keeps http.server's defaults, as the exporter's does (Nagle's algorithm on: the
-body, written after the headers, waits for the client's delayed ACK, ~40 ms on Linux); `nodelay`
-sets TCP_NODELAY (BaseHTTPRequestHandler.disable_nagle_algorithm) to show what that costs.
+`start_static_server(size)` runs it in a process of its own (`python -m testkit.static_server SIZE
+[nodelay]`, which prints the port on stdout and serves until killed), so it shares no interpreter lock with
+the caller: the floor of the exporter's own stack (http.server) on the same machine in the same run.
+By default the handler keeps http.server's defaults (Nagle's algorithm on: the body, written after the
+headers, waits for the client's delayed ACK, ~40 ms on Linux); `nodelay` sets TCP_NODELAY
+(BaseHTTPRequestHandler.disable_nagle_algorithm), as the exporter's handler does.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_server(size: int, nodelay: bool = False) -> ThreadingHTTPServer:
@@ -35,6 +41,18 @@ def make_server(size: int, nodelay: bool = False) -> ThreadingHTTPServer:
         request_queue_size = 128
 
     return Server(("127.0.0.1", 0), Handler)
+
+
+def start_static_server(size: int, nodelay: bool = False) -> tuple[subprocess.Popen, str]:
+    """The baseline serving `size` bytes in its own process, and its /metrics URL (listening on return)."""
+    args = [sys.executable, "-m", "testkit.static_server", str(size), *(["nodelay"] if nodelay else [])]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = proc.stdout.readline().strip()
+    if not port:
+        proc.kill()
+        raise RuntimeError(f"static server exited with {proc.wait()} before printing its port")
+    return proc, f"http://127.0.0.1:{port}/metrics"
 
 
 def main() -> None:

@@ -1,15 +1,11 @@
-"""Helpers for tests/test_deploy_static.py (and the later Prometheus/Grafana integration test)."""
+"""Reading the deployment kit's files: dashboard queries, Dockerfile stages, the metrics contract's names."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 
 # The keys of one `installations:` entry that the deployment examples may use.
@@ -30,29 +26,6 @@ DASHBOARD_SUBSTITUTIONS = {
     "$instance": ".*",
     "$whmcs": ".*",
 }
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _missing(what: str) -> None:
-    message = f"{what} is not installed"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: the CI script must install it)")
-    pytest.skip(f"{message}: skipped locally (set CI=true to make this a failure)")
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        _missing(f"tool {name!r}")
-    return path
-
-
-def require_module(name: str) -> None:
-    if importlib.util.find_spec(name) is None:
-        _missing(f"Python package {name!r}")
 
 
 def load_yaml_docs(path: Path) -> list[dict]:

@@ -1,4 +1,4 @@
-"""A real Prometheus server (and promtool) for integration tests of the deployment kit.
+"""A real Prometheus server for integration tests of the deployment kit.
 
 `PrometheusServer` runs Debian's /usr/bin/prometheus as a child process on a free loopback port with a
 throw-away TSDB, waits for /-/ready by polling, and answers PromQL through the HTTP API. `tuned_rules()`
@@ -6,7 +6,7 @@ copies the shipped alert rules with shorter `for:` durations and thresholds chan
 `whmcs:threshold:*` recording rules (the one place the kit keeps them); every alert expression stays
 byte-for-byte what ships.
 
-With CI set (anything but empty/0/false) a missing prometheus/promtool FAILS the test; locally it skips.
+A missing prometheus FAILS the test under CI and skips it locally (testkit.tools).
 """
 
 from __future__ import annotations
@@ -21,36 +21,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 import requests
 import yaml
 
-from tests.exporter_process import free_port, stop_process
+from testkit.exporter_process import free_port, stop_process
+from testkit.tools import require_tool
 
 T = TypeVar("T")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def require_binary(name: str) -> str:
-    """Path of `name` (prometheus, promtool); fail under CI, skip locally when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian/Ubuntu: apt-get install prometheus)"
-        if in_ci():
-            pytest.fail(f"{message}; CI is set, so the CI script must install it")
-        pytest.skip(f"{message}: skipped locally (set CI=true to make this a failure)")
-    return path
-
-
-def promtool(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run promtool and assert it succeeded; the output is in the assertion message otherwise."""
-    cmd = [require_binary("promtool"), *args]
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 # ---- configuration -------------------------------------------------------------------------------
@@ -126,7 +103,7 @@ class PrometheusServer:
         self.session = requests.Session()
 
     def start(self, timeout: float = 30.0) -> PrometheusServer:
-        binary = require_binary("prometheus")
+        binary = require_tool("prometheus")
         self.proc = subprocess.Popen(
             [binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.data_dir}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle", "--log.level=warn"],

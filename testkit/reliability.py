@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from exporter.simulator import Simulator
-from tests.exporter_process import ExporterProcess, Samples, write_config
+from testkit.exporter_process import ExporterProcess, Samples, write_config
 
 NAME = "w"
 FAST = {"poll_interval": "0.5s", "timeout": "0.3s", "max_age": "2s"}

@@ -3,7 +3,8 @@
 `FakeTickets(lastreplies)` takes Unix times (any order; sorted DESC, ties keep their order) and answers
 `call("GetTickets", params)` with limitstart/limitnum paging, `totalresults` as int or str, string
 numbers in every ticket, and no `tickets` key when a page is empty. `between_calls` lets a test move
-tickets between two calls. It also answers GetSupportDepartments from `departments`.
+tickets between two calls. It also answers GetSupportDepartments from `departments`. `truth_counts` is
+the brute-force answer that wait-distribution tests compare with.
 """
 
 from __future__ import annotations
@@ -87,39 +88,3 @@ class FakeTickets:
 def truth_counts(lastreplies: Sequence[float], now: float, bounds: Sequence[float]) -> list[int]:
     """Brute force: per bound, tickets whose wait is <= le; then the total (+Inf)."""
     return [sum(1 for t in lastreplies if now - t <= le) for le in bounds] + [len(lastreplies)]
-
-
-def exposition(*parts: Any) -> bytes:
-    """Render parts the way a scrape does: FamilySink -> prometheus_client text format."""
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from exporter.families import FamilySink
-
-    sink = FamilySink(max_series=10_000)
-    for part in parts:
-        part.families(sink)
-
-    class _Collector:
-        def collect(self):
-            return sink.families()
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector())
-    return generate_latest(registry)
-
-
-def promtool_check(text: bytes) -> None:
-    """`promtool check metrics` must accept the text; skipped without promtool unless env CI is set."""
-    import os
-    import shutil
-    import subprocess
-
-    import pytest
-
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is required in CI")
-        pytest.skip("promtool not installed")
-    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
-    assert result.returncode == 0, (result.stdout + result.stderr).decode()
