@@ -136,6 +136,7 @@ def test_secret_problems_name_the_key_and_never_the_value(tmp_path):
     assert "VALUE" not in text
 
 
+@pytest.mark.process
 def test_config_check_prints_the_validated_configuration(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("FILE-SECRET-VALUE\n")
@@ -156,6 +157,7 @@ def test_config_check_prints_the_validated_configuration(tmp_path):
     assert "VALUE" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.process
 def test_the_reference_command_rewrites_a_file(tmp_path):
     path = tmp_path / "configuration.md"
     path.write_text("# Configuration\n\nprose\n")

@@ -49,6 +49,7 @@ def exported_metrics(exposition: str) -> dict[str, tuple[str, frozenset[str] | N
     return out
 
 
+@pytest.mark.process
 def test_metric_table_equals_what_the_exporter_exports():
     proc = subprocess.run([sys.executable, "-m", "exporter", "--demo", "--once"], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
