@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from exporter.collectors.base import PollContext
-from exporter.collectors.ticket_lists import Page, TicketRow, fetch_page, next_start
+from exporter.collectors.ticket_lists import Page, TicketRow, fetch_page, next_page
 
 PAGE_SIZE = 250
 # A steady-state poll sees few changed tickets: a smaller first page keeps the answer small.
@@ -68,6 +68,7 @@ class FullPass:
 
     number: int  # tickets it listed carry this number in `Tracked.listed`
     cursor: int  # list position of its next page
+    size: int = PAGE_SIZE  # rows its next page asks for: more than a page when a tie run needs it
     done: bool = False  # listed down to the window's end; only the check for unlisted tickets is left
     top_seen: bool = False  # a head scan ran after `done`: tickets that moved to the top meanwhile are listed
     rerun: bool = False  # a merge or deletion was noticed while it ran: another pass follows at once
@@ -92,6 +93,8 @@ class WindowListing:
         self._max_id = 0
         self._last_full: float | None = None  # when the last full pass completed
         self._pass: FullPass | None = None
+        # The head scan's first page: INCREMENTAL_PAGE, or the size that held the top's tie run last time.
+        self._head_size = INCREMENTAL_PAGE
         self._passes = 0  # number of the last full pass started
         self._listed = False  # every ticket of the window has been listed (a full pass completed, no overflow since)
         self._rerun = False
@@ -142,10 +145,10 @@ class WindowListing:
             if row.date is not None and row.date >= cutoff:
                 tickets[row.id] = track(row, tickets.get(row.id), listed)
 
-    def _begin_pass(self, cursor: int, done: bool = False) -> FullPass:
+    def _begin_pass(self, cursor: int, done: bool = False, size: int = PAGE_SIZE) -> FullPass:
         self._passes += 1
         self._rerun = False
-        self._pass = FullPass(number=self._passes, cursor=cursor, done=done, settles=self._suspect)
+        self._pass = FullPass(number=self._passes, cursor=cursor, size=size, done=done, settles=self._suspect)
         return self._pass
 
     # -- the head of the list -------------------------------------------------------------------------
@@ -158,7 +161,7 @@ class WindowListing:
         timed = self._last_full is None or ctx.now - self._last_full >= self.full_pass_interval
         # When a full pass is due, the head scan's page is its first page: a whole one.
         size = PAGE_SIZE if self._pass is None and (timed or self._rerun) else INCREMENTAL_PAGE
-        start, total = 0, None
+        start, total, size = 0, None, max(size, self._head_size)
         while True:
             page = self._page(ctx, params, start, size)
             total = page.total if total is None else total
@@ -166,11 +169,13 @@ class WindowListing:
                 seen = rows.get(row.id)
                 if seen is None or row.lastreply > seen.lastreply:
                     rows[row.id] = row
-            start, size = next_start(page, PAGE_OVERLAP), PAGE_SIZE
+            read, (start, size) = size, next_page(page, PAGE_OVERLAP, PAGE_SIZE)
             ended = page.reaches_end or not page.tickets
             complete = ended or page.tickets[-1].lastreply < stop
             if complete or self.last_pages >= self.max_pages - 1:
                 break
+        # A tie run at the top stays there until newer replies come: the next scan reads it in one page.
+        self._head_size = read if complete and read > PAGE_SIZE else INCREMENTAL_PAGE
         below_window = ended or (bool(page.tickets) and page.tickets[-1].lastreply < cutoff)
         # New tickets take new ids; any other change of totalresults is a merge or deletion (or an undone merge).
         new = sum(1 for i in rows if i > self._max_id)
@@ -180,13 +185,15 @@ class WindowListing:
         p = self._pass
         if p is None and (changed or self._rerun or not complete or timed):
             # The head rows just read are the pass's first rows: it continues below them.
-            p = self._begin_pass(start, done=complete and below_window)
+            p = self._begin_pass(start, done=complete and below_window, size=size)
         elif p is not None:
             if changed:
                 p.rerun = True
                 p.cursor = max(0, p.cursor - removed)  # rows below a removal moved up: step back over them
-            if not complete:
-                p.cursor, p.done = min(p.cursor, start), False  # changed rows below the head: list them again
+            if not complete:  # changed rows below the head: list them again
+                if start < p.cursor:
+                    p.cursor, p.size = start, size
+                p.done = False
             elif p.done:
                 p.top_seen = True
         if not complete:
@@ -203,7 +210,7 @@ class WindowListing:
         assert p is not None
         params = ctx.tickets_params()
         while not p.done and self.last_pages < self.max_pages:
-            page = self._page(ctx, params, p.cursor, PAGE_SIZE)
+            page = self._page(ctx, params, p.cursor, p.size)
             self._list(page.tickets, cutoff, p.number)
             if page.tickets:
                 if self._newest is None:  # the very first page: the head scans start from it
@@ -213,7 +220,7 @@ class WindowListing:
                 self._max_id = max(self._max_id, max(r.id for r in page.tickets))
             elif self._newest is None:
                 self._newest, self._total = ctx.now, page.total
-            p.cursor = next_start(page, PAGE_OVERLAP)
+            p.cursor, p.size = next_page(page, PAGE_OVERLAP, PAGE_SIZE)
             p.done = page.reaches_end or not page.tickets or page.tickets[-1].lastreply < cutoff
             # The last page read may be the only one of this poll; `top_seen` needs a head scan after it.
             p.top_seen = False
@@ -228,7 +235,7 @@ class WindowListing:
             if self.last_pages >= self.max_pages:
                 return  # the next poll's head scan looks at the top, then the pass ends
             # A ticket replied to while we paged jumps to the top, past pages already read.
-            page = self._page(ctx, ctx.tickets_params(), 0, PAGE_SIZE)
+            page = self._page(ctx, ctx.tickets_params(), 0, max(PAGE_SIZE, self._head_size))
             self._list(page.tickets, cutoff, p.number)
             missing = [i for i in missing if self.tickets[i].listed != p.number]
         for ident in missing:

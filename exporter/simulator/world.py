@@ -336,6 +336,14 @@ class World:
             self._bump()
             return r
 
+    def mass_reply(self, ticket_ids: Iterable[int], at: float | None = None, admin: str = "Alice") -> None:
+        """One staff reply to each ticket in the same second (a scripted update, a mass reply, a bulk
+        import): a run of equal `lastreply`, which GetTickets orders arbitrarily (see `shuffle_ties`)."""
+        with self.lock:
+            when = self._now(at)
+            for ident in ticket_ids:
+                self.staff_reply(ident, admin=admin, at=when)
+
     def set_status(self, ticket_id: int, status: str) -> None:
         with self.lock:
             self._get(ticket_id).status = status
