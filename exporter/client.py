@@ -25,6 +25,7 @@ import requests
 from exporter import __version__
 from exporter.bearer import GRANT_ACTION, OAuth2PasswordGrant, StaticToken, TokenSource, kebab_case
 from exporter.config import AdminLogin, ApiCredentials, BearerToken, InstallationConfig, OAuth2Login
+from exporter.error_pages import excerpt
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -126,7 +127,7 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             if status < 400:
                 raise InvalidResponse(action, f"truncated or malformed JSON ({len(body)} bytes): "
-                                      f"{_excerpt(stripped)}", status=status) from None
+                                      f"{excerpt(stripped)}", status=status) from None
     elif stripped.startswith("result="):
         pairs = dict(part.split("=", 1) for part in stripped.split(";") if "=" in part)
         document = {"result": pairs.get("result", ""), "message": pairs.get("message", "")}
@@ -163,7 +164,7 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
             raise HttpStatusError(action, message, status=status, retry_after=retry_after, overloaded=overloaded)
         raise ApiError(action, message, status=status)
 
-    summary = _excerpt(text) or "empty body"
+    summary = excerpt(text) or "empty body"
     if status == 429:
         raise RateLimited(action, f"too many requests: {summary}", status=status, retry_after=retry_after)
     if status in (401, 403):
@@ -174,20 +175,6 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
         raise HttpStatusError(action, summary, status=status, retry_after=retry_after, overloaded=overloaded)
     kind = "HTML page" if "<" in stripped[:200] else "non-JSON text"
     raise InvalidResponse(action, f"expected JSON, got {kind}: {summary}", status=status)
-
-
-def _excerpt(text: str, limit: int = 200) -> str:
-    """The first `limit` characters of a page, tags and whitespace folded, title first if there is one."""
-    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-    plain = re.sub(r"<script.*?</script>|<style.*?</style>", " ", text, flags=re.IGNORECASE | re.DOTALL)
-    plain = re.sub(r"<[^>]*>", " ", plain)
-    plain = " ".join(plain.split())
-    if title:
-        heading = " ".join(title.group(1).split())
-        if plain.startswith(heading):
-            plain = plain[len(heading):].lstrip()
-        plain = heading + (" | " + plain if plain else "")
-    return plain[:limit]
 
 
 class WhmcsClient:

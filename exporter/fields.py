@@ -7,6 +7,7 @@ it cannot read; the client turns that into `InvalidResponse`.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 import re
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The exact shape strptime(_TIME_FORMAT) accepts from WHMCS; matched first so the fast fromisoformat (which
 # alone would also take other ISO forms) reads only these. strptime was ~35% of a 100k-ticket first poll.
 _TIME_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+# An HTML character reference as PHP's htmlspecialchars/htmlentities write them: always with the semicolon.
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
 
 def to_count(value: Any, field: str) -> int:
@@ -104,3 +107,18 @@ def text(value: Any, field: str) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"{field} is not text")
+
+
+def label_text(value: Any, field: str) -> str:
+    """A name WHMCS stores (department, status, priority, staff) as its admin area shows it.
+
+    WHMCS HTML-escapes admin-entered text on save, and whether an answer carries it escaped depends on the
+    version and on how the value was saved. Character references are decoded exactly once (a value saved
+    twice keeps one level: `&amp;amp;` -> `&amp;`, as the admin area shows it), so the same name reads the
+    same whichever way it came. Only complete references with their semicolon are decoded: a literal `&`
+    (`R&D`, `Tom&notes`) stays as it is. Surrounding whitespace is dropped.
+    """
+    raw = text(value, field)
+    if "&" in raw:
+        raw = _ENTITY.sub(lambda m: html.unescape(m.group(0)), raw)
+    return raw.strip()

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exporter.client import flag
 from exporter.collectors.base import PollContext
+from exporter.collectors.status_titles import UNTITLED, StatusTitles
 from exporter.collectors.ticket_lists import ACTIVE, AWAITING, fetch_page
 from exporter.errors import ShapeError, Unsupported
 from exporter.families import FROM_LAST_POLL, FamilySink
-from exporter.fields import is_disabled_count, items, text, to_count
+from exporter.fields import is_disabled_count, items, label_text, to_count
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ class CountsPart:
 
 
 def parse_status_map(raw: Any) -> tuple[tuple[str, int], ...]:
-    """GetTicketCounts' `status` map -> (title, count), labelled by title: keys lose non-ASCII letters."""
+    """GetTicketCounts' `status` map -> (title, count), labelled by title: keys lose non-ASCII letters.
+
+    Titles are decoded as the admin area shows them, so an escaped and a plain spelling are one status.
+    """
     if raw in (None, [], ""):
         return ()
     if not isinstance(raw, Mapping):
@@ -73,7 +77,7 @@ def parse_status_map(raw: Any) -> tuple[tuple[str, int], ...]:
     for key, entry in raw.items():
         if not isinstance(entry, Mapping):
             raise ValueError(f"status.{str(key)[:40]} is not an object")
-        title = text(entry.get("title", key), "status title").strip() or str(key)
+        title = label_text(entry.get("title", key), "status title") or str(key) or UNTITLED
         counts[title] = counts.get(title, 0) + to_count(entry.get("count"), f"status {title[:40]} count")
     return tuple(sorted(counts.items()))
 
@@ -82,7 +86,7 @@ def parse_statuses(answer: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
     """GetSupportStatuses -> (title, count)."""
     counts: dict[str, int] = {}
     for entry in items(answer.get("statuses"), "status", "statuses"):
-        title = text(entry.get("title"), "status title").strip()
+        title = label_text(entry.get("title"), "status title") or UNTITLED
         counts[title] = counts.get(title, 0) + to_count(entry.get("count"), f"status {title[:40]} count")
     return tuple(sorted(counts.items()))
 
@@ -116,6 +120,7 @@ class CountsCollector:
         self._told_filtered: tuple[int, ...] | None = None
         # A gateway without GetTicketCounts is asked again only this often, not every poll.
         self._unsupported_until: float | None = None
+        self._titles = StatusTitles()
 
     def poll(self, ctx: PollContext) -> CountsPart:
         inst = ctx.installation
@@ -134,10 +139,20 @@ class CountsCollector:
             part = parse_counts(inst.name, answer)
         except ValueError as exc:
             raise ShapeError("GetTicketCounts", str(exc)) from None
+        part = replace(part, by_status=self._by_status(ctx, answer.get("status"), part.by_status))
         self._tell_filtered(inst.name, part.filtered_departments, inst.ignore_department_assignments)
         if part.active is None or part.awaiting is None:
             return self._derive(ctx, part, "WHMCS hides ticket counts (disable_admin_ticket_page_counts is set)")
         return part
+
+    def _by_status(self, ctx: PollContext, status_map: Any, from_map: tuple[tuple[str, int], ...]
+                   ) -> tuple[tuple[str, int], ...]:
+        """The map's per-status counts, or GetSupportStatuses' where titles collide in its keys."""
+        try:
+            return self._titles.counts(ctx.installation.name, status_map, from_map, ctx.now,
+                                       lambda: ctx.client.call("GetSupportStatuses", {}))
+        except ValueError as exc:
+            raise ShapeError("GetSupportStatuses", str(exc)) from None
 
     def _derive(self, ctx: PollContext, part: CountsPart | None, why: str) -> CountsPart:
         if not self._told_disabled:

@@ -7,10 +7,11 @@ between calls). Bound: 1 + 3 x min(departments with awaiting tickets, MAX_TAILS)
 number. Departments beyond MAX_TAILS (the ones with the fewest waiting tickets) get no longest-wait series:
 an installation with dozens of busy departments must not cost dozens of admin logins per poll.
 
-Labels are department names. WHMCS allows two departments with the same name; the one with the lowest
-id keeps the plain name, every other one becomes "Name (id 7)", so no two series collide and a label
-does not change while the departments stay. Departments are read afresh on every poll, so a deleted
-department's series vanish with the next poll.
+Labels are department names as the admin area shows them (HTML character references decoded once, see
+`fields.label_text`: WHMCS may answer a name escaped or not). WHMCS allows two departments with the same
+name; the one with the lowest id keeps the plain name, every other one becomes "Name (id 7)", so no two
+series collide and a label does not change while the departments stay. Departments are read afresh on
+every poll, so a deleted department's series vanish with the next poll.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from exporter.collectors.base import PollContext
 from exporter.collectors.ticket_lists import AWAITING, age_of_tail, fetch_tail, tail_lastreply
 from exporter.errors import ShapeError
 from exporter.families import FROM_LAST_POLL, FamilySink
-from exporter.fields import items, text, to_count
+from exporter.fields import items, label_text, to_count
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def parse_departments(answer: Mapping[str, Any]) -> tuple[Department, ...]:
     out = []
     for raw in items(answer.get("departments"), "department", "departments"):
         ident = to_count(raw.get("id"), "department id")
-        out.append(Department(id=ident, name=text(raw.get("name", ""), "department name").strip() or f"id {ident}",
+        out.append(Department(id=ident, name=label_text(raw.get("name", ""), "department name") or f"id {ident}",
                               awaiting=to_count(raw.get("awaitingreply"), "awaitingreply"),
                               active=to_count(raw.get("opentickets"), "opentickets")))
     return tuple(out)

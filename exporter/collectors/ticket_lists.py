@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from exporter.client import ApiClient
 from exporter.errors import ShapeError
-from exporter.fields import items, parse_local_time, text, to_count
+from exporter.fields import items, label_text, parse_local_time, text, to_count
 
 ACTION = "GetTickets"
 AWAITING = "Awaiting Reply"
@@ -60,8 +60,8 @@ def parse_ticket(raw: Mapping[str, Any], zone: ZoneInfo) -> TicketRow:
             id=to_count(ident, "ticket id"),
             tid=text(raw.get("tid", raw.get("ticketnum", "")), "tid"),
             deptid=to_count(dept, "deptid") if dept not in (None, "") else None,
-            status=text(raw.get("status", ""), "status"),
-            priority=text(raw.get("priority", ""), "priority"),
+            status=label_text(raw.get("status", ""), "status"),
+            priority=label_text(raw.get("priority", ""), "priority"),
             date=parse_local_time(opened, zone, "date") if opened not in (None, "") else None,
             lastreply=parse_local_time(raw.get("lastreply"), zone, "lastreply"),
         )

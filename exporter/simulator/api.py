@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from xml.sax.saxutils import escape
 
+from .stored_text import stored
 from .world import Ticket, World, status_key
 
 Body = dict
@@ -60,17 +61,19 @@ def _n(world: World, value: int) -> int | str:
     return str(value) if world.version.startswith("7") else value
 
 
-def ticket_fields(world: World, t: Ticket) -> dict:
+def ticket_fields(world: World, t: Ticket, action: str = "GetTickets") -> dict:
     dept = world.department(t.deptid)
     guest = t.requestor_type == "Guest"
     attachments = [{"filename": t.attachment.split("_", 1)[-1], "index": 0}] if t.attachment else []
     out = {
         "id": str(t.id), "ticketid": str(t.id), "tid": t.tid, "c": t.c, "deptid": str(t.deptid),
-        "deptname": dept.name if dept else "", "userid": str(t.userid), "contactid": str(t.contactid),
+        "deptname": stored(world, action, dept.name) if dept else "", "userid": str(t.userid),
+        "contactid": str(t.contactid),
         "name": t.name, "owner_name": "" if guest else t.name, "email": t.email,
         "requestor_name": t.name, "requestor_email": t.email, "requestor_type": t.requestor_type,
-        "cc": t.cc, "date": world.fmt(t.date), "subject": t.subject, "status": t.status,
-        "priority": t.priority, "admin": t.admin, "attachment": t.attachment, "attachments": attachments,
+        "cc": t.cc, "date": world.fmt(t.date), "subject": t.subject,
+        "status": stored(world, action, t.status), "priority": stored(world, action, t.priority),
+        "admin": stored(world, action, t.admin), "attachment": t.attachment, "attachments": attachments,
         "attachments_removed": False, "lastreply": world.fmt(t.lastreply), "flag": str(t.flag),
         "service": t.service,
     }
@@ -125,8 +128,9 @@ def get_ticket_counts(world: World, p: dict[str, str]) -> Result:
         titles = [s.title for s in sorted(world.statuses, key=lambda s: s.sortorder)]
         titles += [t for t in by_status if t not in titles]
         for title in titles:
-            # Plain assignment: colliding keys overwrite each other, as in WHMCS.
-            smap[status_key(title)] = {"title": title, "count": by_status.get(title, 0)}
+            # Plain assignment: colliding keys overwrite each other, as in WHMCS (keyed by the stored title).
+            shown = stored(world, "GetTicketCounts", title)
+            smap[status_key(shown)] = {"title": shown, "count": by_status.get(title, 0)}
         body["status"] = smap
     return 200, body
 
@@ -220,7 +224,7 @@ def get_ticket(world: World, p: dict[str, str], gateway_ticketnum: bool = False)
         t = next((x for x in world.tickets.values() if x.tid == p["ticketnum"]), None)
     if t is None or t.merged_into is not None:
         return error("Ticket ID Not Found")
-    f = ticket_fields(world, t)
+    f = ticket_fields(world, t, "GetTicket")
     body: Body = {"result": "success", "ticketid": str(t.id)}
     keys = ("tid", "c", "deptid", "deptname", "userid", "contactid", "name", "email", "cc", "date", "subject",
             "status", "priority", "admin", "lastreply", "flag", "service")
@@ -229,7 +233,8 @@ def get_ticket(world: World, p: dict[str, str], gateway_ticketnum: bool = False)
         body = {("ticketnum" if k == "tid" else k): v for k, v in body.items()}
     replies = [{"replyid": str(r.replyid), "userid": str(r.userid), "contactid": str(r.contactid),
                 "name": r.name, "email": r.email, "date": world.fmt(r.date), "message": r.message,
-                "attachment": r.attachment, "admin": r.admin, "rating": str(r.rating)}
+                "attachment": r.attachment, "admin": stored(world, "GetTicket", r.admin),
+                "rating": str(r.rating)}
                for r in world.replies(t)]
     if (p.get("repliessort") or "ASC").upper() == "DESC":
         replies.reverse()
@@ -251,8 +256,9 @@ def get_support_departments(world: World, p: dict[str, str]) -> Result:
         if c is not None:
             c[0] += n if status in awaiting else 0
             c[1] += n if status in active else 0
-    rows = [{"id": str(d.id), "name": d.name, "awaitingreply": str(counts[d.id][0]),
-             "opentickets": str(counts[d.id][1])} for d in sorted(depts, key=lambda d: d.name)]
+    rows = [{"id": str(d.id), "name": stored(world, "GetSupportDepartments", d.name),
+             "awaitingreply": str(counts[d.id][0]), "opentickets": str(counts[d.id][1])}
+            for d in sorted(depts, key=lambda d: d.name)]
     body: Body = {"result": "success", "totalresults": _n(world, len(rows))}
     if rows:
         body["departments"] = {"department": rows}
@@ -267,7 +273,7 @@ def get_support_statuses(world: World, p: dict[str, str]) -> Result:
             counts[status] = counts.get(status, 0) + n
     rows = []
     for s in sorted(world.statuses, key=lambda s: s.sortorder):
-        row: dict = {"title": s.title, "count": counts.get(s.title, 0)}
+        row: dict = {"title": stored(world, "GetSupportStatuses", s.title), "count": counts.get(s.title, 0)}
         if not world.version.startswith("7"):
             row["color"] = s.color
         rows.append(row)

@@ -19,10 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import api
 from .auth import Auth, TokenStore
+from .oops_page import oops_page
 from .world import World
 
 FAULT_KINDS = {"slow", "http_error", "html_200", "truncated", "garbage", "reset", "rate_limit", "json",
-               "text_error"}
+               "text_error", "oops"}
 _SECRET_PARAMS = {"identifier", "secret", "username", "password", "accesskey", "client_secret",
                   "refresh_token"}
 _ERROR_PAGE = "<html><head><title>{0}</title></head><body><h1>{0}</h1><p>The server is unhappy.</p></body></html>"
@@ -234,6 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
             status = int(f.get("status", 500))
             body = f.get("body") or _ERROR_PAGE.format(f"{status} Error")
             self._send(status, str(body).encode(), "text/html; charset=utf-8")
+        elif kind == "oops":  # output before WHMCS's answer: its generic error page, the cause far down
+            status = 500
+            page = oops_page(extra=str(f.get("echo", "")))
+            self._send(500, page.encode(), "text/html; charset=utf-8")
         elif kind == "html_200":
             status = 200
             self._send(200, str(f.get("body") or _MAINTENANCE).encode(), "text/html; charset=utf-8")
@@ -443,15 +448,18 @@ class Simulator:
     def _switch(self, data: dict) -> dict:
         w = self.world
         with w.lock:
-            for key in ("counts_disabled", "shuffle_ties", "version", "api_admin_departments"):
+            for key in ("counts_disabled", "shuffle_ties", "version", "api_admin_departments", "escape_names"):
                 if key in data:
                     setattr(w, key, data[key])
+            if "escape_actions" in data:
+                w.escape_actions = frozenset(data["escape_actions"])
         if "deny_actions" in data:
             self.deny_actions(data["deny_actions"])
         if "drop_actions" in data:
             self.drop_actions(data["drop_actions"])
         return {"ok": True, "counts_disabled": w.counts_disabled, "shuffle_ties": w.shuffle_ties,
                 "version": w.version, "api_admin_departments": w.api_admin_departments,
+                "escape_names": w.escape_names, "escape_actions": sorted(w.escape_actions),
                 "deny_actions": sorted(self.auth.denied), "drop_actions": sorted(self.dropped)}
 
 

@@ -131,6 +131,10 @@ class World:
         self.counts_disabled = False
         self.version = "8.7"
         self.shuffle_ties = False
+        # Names (departments, statuses, priorities, staff) HTML-escaped this many times in the answers of
+        # `escape_actions` (canonical action names; empty = every action): see stored_text.py.
+        self.escape_names = 0
+        self.escape_actions: frozenset[str] = frozenset()
         self._next_id = 1
         self._version = 0
         self._cache: dict[object, object] = {}
