@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from exporter.errors import WhmcsError
 
+_OUTPUT_BEFORE_ANSWER = (
+    "something printed output before WHMCS's answer, so WHMCS failed with its error page: look for a hook "
+    "or add-on that echoes or prints (includes/hooks, modules/addons; disable the newest first), a byte-order "
+    "mark or blank lines before <?php or after ?> in a PHP file (configuration.php, hooks, language overrides), "
+    "and PHP notices shown because display_errors is on (turn it off; the PHP error log names the file)")
+
 _ADVICE = (
+    ("output has been emitted", _OUTPUT_BEFORE_ANSWER),
+    ("emitterexception", _OUTPUT_BEFORE_ANSWER),
+    ("headers already sent", _OUTPUT_BEFORE_ANSWER),
     ("ip banned", "WHMCS banned this host's IP after failed logins. Fix the credentials first, then remove "
                   "the ban in WHMCS (Configuration > System Settings > Security: Banned IPs)"),
     ("invalid ip", "this host's IP is not on WHMCS's API IP allow-list: add it (Configuration > System "
