@@ -17,6 +17,7 @@ from exporter.collectors.counts import CountsCollector
 from exporter.collectors.departments import DepartmentsCollector
 from exporter.collectors.priorities import PrioritiesCollector
 from exporter.collectors.status_titles import RECHECK_TITLES, whmcs_key
+from exporter.errors import PermissionDenied
 from exporter.fields import label_text
 from exporter.simulator import World, status_key
 from exporter.simulator.stored_text import php_escape
@@ -228,3 +229,26 @@ def test_a_changed_status_map_is_checked_again():
     polls = counts_polls(world, clock, 2, collector=collector)
     assert [c for _, c in polls] == [TWO_CALLS, TWO_CALLS]
     assert polls[-1][0] == world.truth(clock.t)["status_counts"]
+
+
+def test_a_role_without_get_support_statuses_keeps_the_map_and_waits_an_hour(caplog: pytest.LogCaptureFixture):
+    clock = Clock(NOW)
+    world = with_statuses(clock, {"Ожидание": (True, True), "В работе": (True, False)})
+    collector = CountsCollector()
+    client, inst = MemoryClient(world), installation()
+
+    def deny(action: str, params: dict[str, str], n: int) -> None:
+        if action == "GetSupportStatuses":
+            raise PermissionDenied(action, 'Invalid Permissions: API action "getsupportstatuses" is not allowed',
+                                   status=403)
+    client.before = deny
+    seen = []
+    for step in (0, 60, 120, RECHECK_TITLES):
+        client.calls.clear()
+        part = collector.poll(PollContext(client=client, now=NOW + step, installation=inst))
+        seen.append(dict(client.calls))
+    assert seen == [TWO_CALLS, ONE_CALL, ONE_CALL, TWO_CALLS]
+    truth = world.truth(clock.t)["status_counts"]
+    # The surviving status's count is exact; the hidden one is absent, not guessed.
+    assert dict(part.by_status) == {t: n for t, n in truth.items() if t != "Ожидание"}
+    assert "could not check status titles" in caplog.text

@@ -148,11 +148,8 @@ class CountsCollector:
     def _by_status(self, ctx: PollContext, status_map: Any, from_map: tuple[tuple[str, int], ...]
                    ) -> tuple[tuple[str, int], ...]:
         """The map's per-status counts, or GetSupportStatuses' where titles collide in its keys."""
-        try:
-            return self._titles.counts(ctx.installation.name, status_map, from_map, ctx.now,
-                                       lambda: ctx.client.call("GetSupportStatuses", {}))
-        except ValueError as exc:
-            raise ShapeError("GetSupportStatuses", str(exc)) from None
+        return self._titles.counts(ctx.installation.name, status_map, from_map, ctx.now,
+                                   lambda: ctx.client.call("GetSupportStatuses", {}))
 
     def _derive(self, ctx: PollContext, part: CountsPart | None, why: str) -> CountsPart:
         if not self._told_disabled:

@@ -116,11 +116,11 @@ class StatusTitles:
             return from_map
         try:
             configured = configured_titles(statuses())
-        except WhmcsError as exc:
-            if exc.aborts_poll:
+        except (WhmcsError, ValueError) as exc:
+            if isinstance(exc, WhmcsError) and exc.aborts_poll:
                 raise
-            # The role may lack GetSupportStatuses: the map's counts stand (a hidden status is absent, not
-            # guessed), and the check waits for the next hour instead of failing every poll.
+            # The role may lack GetSupportStatuses, or its answer is unreadable: the map's counts stand (a
+            # hidden status is absent, not guessed), and the check waits an hour instead of failing every poll.
             log.warning("whmcs=%s: could not check status titles for collisions in GetTicketCounts' keys: %s; "
                         "per-status counts as GetTicketCounts gives them", whmcs, exc)
             self._checked, self._next_check = signature, now + self.recheck
