@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 
 import pytest
+import requests
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.counts import CountsCollector
@@ -19,7 +20,7 @@ from exporter.collectors.priorities import PrioritiesCollector
 from exporter.collectors.status_titles import RECHECK_TITLES, whmcs_key
 from exporter.errors import PermissionDenied
 from exporter.fields import label_text
-from exporter.simulator import World, status_key
+from exporter.simulator import Simulator, World, status_key
 from exporter.simulator.stored_text import php_escape
 from tests.test_first_response import Clock, MemoryClient, installation
 
@@ -252,3 +253,19 @@ def test_a_role_without_get_support_statuses_keeps_the_map_and_waits_an_hour(cap
     # The surviving status's count is exact; the hidden one is absent, not guessed.
     assert dict(part.by_status) == {t: n for t, n in truth.items() if t != "Ожидание"}
     assert "could not check status titles" in caplog.text
+
+
+def test_the_escaping_switch_over_http():
+    clock = Clock(NOW)
+    world = World.generate(seed=2, tickets=50, now=clock.t, clock=clock, departments=["Sales & Billing"])
+    with Simulator(world=world) as sim:
+        answer = sim.control("POST", "/_sim/world", {}, "", {"escape_names": 2,
+                                                              "escape_actions": ["GetSupportDepartments"]})[1]
+        assert answer["escape_names"] == 2 and answer["escape_actions"] == ["GetSupportDepartments"]
+        form = {"action": "GetSupportDepartments", "identifier": sim.identifier, "secret": sim.secret,
+                "responsetype": "json"}
+        departments = requests.post(f"{sim.url}/includes/api.php", data=form, timeout=5).json()
+        tickets = requests.post(f"{sim.url}/includes/api.php", data={**form, "action": "GetTickets"},
+                                timeout=5).json()
+    assert departments["departments"]["department"][0]["name"] == "Sales &amp;amp; Billing"
+    assert {t["deptname"] for t in tickets["tickets"]["ticket"]} == {"Sales & Billing"}  # not in escape_actions

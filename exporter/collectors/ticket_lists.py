@@ -122,23 +122,18 @@ def age_of_tail(now: float, lastreply: float | None) -> float:
 
 
 def next_start(page: Page, overlap: int) -> int:
-    """Where the next page of the `lastreply DESC` list starts.
+    """Where the next page of the `lastreply DESC` list starts, for pages of a fixed size.
 
     The list has no tie-breaker, so tickets sharing the page's last `lastreply`
     may come in another order on the next call: the next page re-reads that whole
     run, plus `overlap` rows for tickets that left the list between the calls
-    (which shifts everything up). It always advances by at least one row.
+    (which shifts everything up). It always advances by at least one row, so a run
+    longer than a page is crossed a row per call: listings use `next_page`, which
+    grows the page instead.
     """
-    rows = page.tickets
-    if not rows:
+    if not page.tickets:
         return page.start
-    back = overlap
-    last = rows[-1].lastreply
-    for row in reversed(rows[:-1]):
-        if row.lastreply != last:
-            break
-        back += 1
-    return page.start + max(1, len(rows) - 1 - back)
+    return page.start + max(1, len(page.tickets) - trailing_run(page) - overlap)
 
 
 def trailing_run(page: Page) -> int:

@@ -17,6 +17,10 @@ Cost per poll (N = awaiting tickets, W = WINDOW = 250):
 `_gsum` is exact when every ticket was fetched; otherwise ages are integrated piecewise-linearly
 between the fetched positions (an estimate; `sample_ratio` says how much was fetched).
 
+Runs of equal `lastreply` (bulk imports, mass replies), which GetTickets orders differently from call to
+call, change nothing: a position carries the same `lastreply` whichever tied ticket stands there, so the
+boundaries and `_gsum` stay exact and the calls the same (tests/test_tie_runs.py: runs of 1x, 2x, 10x WINDOW).
+
 Tickets that get a reply (or arrive) between two calls shift positions; each bucket is then off by at
 most the number of tickets that moved, and counts are clamped to be monotone and <= the total.
 """
