@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
                     admin_username=a.admin_username, admin_password=a.admin_password, accesskey=a.accesskey,
                     allow_ips=a.allow_ip or ("127.0.0.1", "::1"), host=a.host, port=a.port, live=a.live,
                     live_interval=a.live_interval, token_ttl=a.token_ttl, static_tokens=a.static_token)
+    # Handlers first: a caller may send SIGTERM as soon as it has read the URL line.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     sim.start()
     md5 = hashlib.md5(a.admin_password.encode()).hexdigest()
     if a.style == "whmcs":
@@ -56,9 +60,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  static token:    {t}")
     print(f"  control:         {sim.url}/_sim/(fault|clear|calls|truth|unban|world)", flush=True)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     sim.stop()
     return 0
