@@ -3,8 +3,8 @@
 GetTickets orders ties arbitrarily (the simulator's `shuffle_ties` reorders them on every call), so a run
 split across two pages can lose tickets; reading forward one row per page instead stalled the first-response
 listing for good once a run outgrew its pages (10,000 tickets with 500 tied at the top, 3 s polls: coverage
-0.049 after 150 polls; now 1 after 91, as without the run, at the GetTicket budget's pace). These tests drive the collectors in-process against the simulator's API with runs of 1x, 2x and
-10x a page.
+0.049 after 150 polls; now 1 after 91, as without the run, at the GetTicket budget's pace). These tests
+drive the collectors in-process against the simulator's API with runs of 1x, 2x and 10x a page.
 """
 
 from __future__ import annotations
