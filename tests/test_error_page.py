@@ -14,7 +14,7 @@ import requests
 
 from exporter.advice import advice
 from exporter.client import WhmcsClient, classify
-from exporter.config import InstallationConfig, Secret
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.error_pages import excerpt
 from exporter.errors import HttpStatusError, WhmcsError
 from exporter.simulator import Simulator
@@ -69,7 +69,7 @@ def test_secrets_echoed_into_the_page_are_scrubbed_whole():
     with Simulator(tickets=10, secret=secret) as sim:
         sim.faults.set("oops", echo=f"Request: action=GetTicketCounts&identifier={sim.identifier}&secret={secret} "
                                     f"{'padding ' * 30}{secret}")
-        inst = InstallationConfig(name="w", url=sim.url, identifier=Secret(sim.identifier), secret=Secret(secret))
+        inst = InstallationConfig(name="w", url=sim.url, auth=ApiCredentials(Secret(sim.identifier), Secret(secret)))
         with pytest.raises(WhmcsError) as err:
             WhmcsClient(inst).call("GetTicketCounts")
     text = str(err.value)
