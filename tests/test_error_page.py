@@ -19,7 +19,7 @@ from exporter.error_pages import excerpt
 from exporter.errors import HttpStatusError, WhmcsError
 from exporter.simulator import Simulator
 from exporter.simulator.oops_page import CAUSE, NOTICE, oops_page
-from tests.reliability import installation, start, up
+from testkit.reliability import installation, start, up
 
 HOOK = "Warning: Undefined variable $ticket in /home/whmcs/public_html/includes/hooks/ticket_sync.php on line 12"
 
@@ -78,6 +78,7 @@ def test_secrets_echoed_into_the_page_are_scrubbed_whole():
         assert secret[:size] not in text and secret[-size:] not in text
 
 
+@pytest.mark.process
 def test_the_log_line_and_landing_page_quote_the_cause(tmp_path):
     with Simulator(tickets=30) as sim:
         sim.faults.set("oops", action="GetTicketCounts")

@@ -12,7 +12,6 @@ import math
 import random
 import subprocess
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +19,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.client import WhmcsClient, classify
+from exporter.client import WhmcsClient
 from exporter.collectors.base import PollContext
 from exporter.collectors.first_response import FirstResponseCollector, FirstResponsePart
 from exporter.collectors.ticket_lists import Page, TicketRow, next_start
@@ -30,7 +29,8 @@ from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.errors import ConnectionFailed, WhmcsError
 from exporter.families import FamilySink
 from exporter.simulator import Simulator, World
-from exporter.simulator.api import handle, to_json
+from testkit.in_process import Clock as SetClock
+from testkit.in_process import MemoryClient
 
 NOW = 1_700_000_000  # 2023-11-14: no DST change within a week either side in Chicago
 ZONE_NAME = "America/Chicago"
@@ -140,30 +140,11 @@ def test_next_start_rereads_the_last_tie_run():
 
 # ---- the collector against an in-memory WHMCS ------------------------------------------------------------
 
-class Clock:
+class Clock(SetClock):
+    """The testkit clock, starting at NOW unless told otherwise."""
+
     def __init__(self, t: float = NOW) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class MemoryClient:
-    """The simulator's action functions called in-process, answers decoded by the real classify()."""
-
-    def __init__(self, world: World, ticketnum: bool = False) -> None:
-        self.world = world
-        self.ticketnum = ticketnum
-        self.calls: Counter[str] = Counter()
-        self.before: Callable[[str, dict[str, str], int], None] | None = None
-
-    def call(self, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        sent = {k: str(v) for k, v in (params or {}).items()}
-        self.calls[action] += 1
-        if self.before is not None:
-            self.before(action, sent, self.calls[action])
-        status, body = handle(self.world, action, sent, self.ticketnum)
-        return classify(action, status, to_json(body))
+        super().__init__(t)
 
 
 def installation(**kw: Any) -> InstallationConfig:

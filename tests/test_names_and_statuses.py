@@ -1,8 +1,8 @@
 """Names as the admin area shows them (HTML entities decoded once) and status titles that collide in
 GetTicketCounts' keys, against the simulator's switches (`World.escape_names`, non-ASCII statuses).
 
-The collectors run in-process against the simulator's API functions (tests/test_first_response.py's
-MemoryClient: the real `classify()`, calls counted per action).
+The collectors run in-process against the simulator's API functions (testkit.in_process.MemoryClient: the
+real `classify()`, calls counted per action).
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ from exporter.collectors.counts import CountsCollector
 from exporter.collectors.departments import DepartmentsCollector
 from exporter.collectors.priorities import PrioritiesCollector
 from exporter.collectors.status_titles import RECHECK_TITLES, whmcs_key
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.errors import PermissionDenied
 from exporter.fields import label_text
 from exporter.simulator import Simulator, World, status_key
 from exporter.simulator.stored_text import php_escape
-from tests.test_first_response import Clock, MemoryClient, installation
+from testkit.in_process import Clock, MemoryClient
 
 NOW = 1_700_000_000
+
+
+def installation(**kw: object) -> InstallationConfig:
+    return InstallationConfig(name="desk", url="http://whmcs.example", auth=ApiCredentials(Secret("i"), Secret("s")),
+                              timezone="America/Chicago", **kw)
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

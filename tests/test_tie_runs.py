@@ -20,7 +20,8 @@ from exporter.collectors.wait_distribution import WINDOW, WaitDistributionCollec
 from exporter.collectors.window_listing import MAX_LIST_PAGES_PER_POLL, PAGE_SIZE
 from exporter.config import DEFAULT_BUCKETS
 from exporter.simulator import World
-from tests.test_first_response import Clock, MemoryClient, assert_truth, desk, installation, poll
+from testkit.in_process import MemoryClient
+from tests.test_first_response import Clock, assert_truth, desk, installation, poll
 
 DAY = 86400.0
 
