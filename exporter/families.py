@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 
 FROM_LAST_POLL = " Value from the exporter's last successful poll of WHMCS."
 
@@ -52,6 +52,15 @@ class FamilySink:
         family = self._families.get(name)
         if family is None:
             family = GaugeMetricFamily(name, documentation, labels=list(labels))
+            self._families[name] = family
+        if self._admit():
+            family.add_metric([label_value(v) for v in labels.values()], value)
+
+    def counter(self, name: str, documentation: str, labels: dict[str, str], value: float) -> None:
+        """A counter kept by a collector across polls; `name` without `_total` (the exposition adds it)."""
+        family = self._families.get(name)
+        if family is None:
+            family = CounterMetricFamily(name, documentation, labels=list(labels))
             self._families[name] = family
         if self._admit():
             family.add_metric([label_value(v) for v in labels.values()], value)

@@ -6,7 +6,8 @@ import pytest
 
 from exporter.client import WhmcsClient
 from exporter.collectors.base import PollContext
-from exporter.collectors.departments import DepartmentsCollector, parse_departments
+from exporter.collectors.departments import DepartmentsCollector
+from exporter.collectors.support_departments import parse_departments
 from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.errors import ShapeError
 from exporter.simulator import Department, Simulator, World

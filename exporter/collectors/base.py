@@ -53,3 +53,5 @@ class Registration:
     summary: str  # one line for --help, the configuration reference and the landing page
     default: bool = True  # enabled unless the config or a --no-collector.X flag says otherwise
     needs: tuple[str, ...] = ()  # collectors whose parts it reads when they ran earlier in the same poll
+    # Whether the installation's config gives the collector anything to do (e.g. `sla` needs targets).
+    applies: Callable[[InstallationConfig], bool] = lambda inst: True

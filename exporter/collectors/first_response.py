@@ -44,6 +44,8 @@ class FirstResponsePart:
     without_staff_reply: int
     oldest_without_staff_reply_age: float
     coverage: float
+    fetches: int = 0  # GetTicket calls of this poll: the per-poll budget is shared with the sla collector
+    staff_replied: frozenset[int] = frozenset()  # tickets known to have a staff reply (a fact for their life)
 
     @property
     def sample_ratio(self) -> float:
@@ -94,7 +96,8 @@ class FirstResponseCollector:
             whmcs=ctx.installation.name, buckets=summary.buckets, total_seconds=summary.total_seconds,
             without_staff_reply=summary.without_staff_reply,
             oldest_without_staff_reply_age=summary.oldest_without_staff_reply_age,
-            coverage=self._coverage(summary.known))
+            coverage=self._coverage(summary.known), fetches=self.last_fetches,
+            staff_replied=frozenset(i for i, t in self.tickets.items() if t.first_staff_reply is not None))
 
     def _coverage(self, known: int) -> float:
         """`known / tracked` once the window is listed; before, a lower bound of the true share (the tickets

@@ -15,6 +15,7 @@ from exporter.collectors.departments import DepartmentsCollector
 from exporter.collectors.first_response import FirstResponseCollector
 from exporter.collectors.oldest_awaiting import OldestAwaitingCollector
 from exporter.collectors.priorities import PrioritiesCollector
+from exporter.collectors.sla import SlaCollector
 from exporter.collectors.wait_distribution import WaitDistributionCollector
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ REGISTRY: tuple[Registration, ...] = (
                  "active tickets by priority"),
     Registration("first_response", FirstResponseCollector,
                  "time from opening to the first staff reply (GetTicket per ticket, cached)"),
+    Registration("sla", SlaCollector,
+                 "awaiting tickets breached or at risk of their service-level targets (only with `sla` configured)",
+                 needs=("departments", "first_response"), applies=lambda inst: inst.sla is not None),
 )
 
 NAMES: tuple[str, ...] = tuple(r.name for r in REGISTRY)
@@ -41,4 +45,4 @@ DEFAULTS: frozenset[str] = frozenset(r.name for r in REGISTRY if r.default)
 
 def build_collectors(inst: InstallationConfig) -> list[Collector]:
     """The enabled collectors of one installation, in poll order."""
-    return [r.factory(inst) for r in REGISTRY if r.name in inst.collectors]
+    return [r.factory(inst) for r in REGISTRY if r.name in inst.collectors and r.applies(inst)]
