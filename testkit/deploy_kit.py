@@ -22,6 +22,7 @@ ALLOWED_INSTALLATION_KEYS = {
 # Grafana variables -> what an integration test substitutes before sending a panel query to Prometheus.
 DASHBOARD_SUBSTITUTIONS = {
     "$__rate_interval": "1m",
+    "$__range": "1h",
     "$job": ".*",
     "$instance": ".*",
     "$whmcs": ".*",

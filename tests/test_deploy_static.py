@@ -234,7 +234,8 @@ def test_dashboard_queries_filter_by_variables_and_rate_interval(dashboard):
     for target in dashboard_targets(dashboard):
         expr = target["expr"]
         for func, window in re.findall(r"\b(rate|irate|increase|delta|deriv)\s*\(.*?\[([^\]]*)\]", expr):
-            assert window == "$__rate_interval", f"{func}[{window}] in {expr}"
+            # $__range only for figures over the whole dashboard range (SLA compliance).
+            assert window in ("$__rate_interval", "$__range"), f"{func}[{window}] in {expr}"
         for metric, selector in re.findall(r"\b(up|whmcs_[a-z0-9_]+)\b\s*(\{[^}]*\})?", expr):
             needed = SELECTOR[:2] if metric in NO_WHMCS_LABEL else SELECTOR
             for matcher in needed:
@@ -251,6 +252,7 @@ def test_dashboard_rows_and_key_panels(dashboard):
         "Wait time distribution",
         "Priorities",
         "First response",
+        "Service levels",
         "Exporter health",
     ):
         assert wanted in rows
@@ -272,6 +274,10 @@ def test_dashboard_rows_and_key_panels(dashboard):
         "whmcs_tickets_without_staff_reply",
         "whmcs_exporter_sample_ratio",
         "whmcs_exporter_collector_duration_seconds",
+        "whmcs_sla_tickets_breached",
+        "whmcs_sla_tickets_at_risk",
+        "whmcs_sla_next_breach_timestamp_seconds",
+        "whmcs_sla_responses_total",
     ):
         assert needle in exprs, needle
     ids = [p["id"] for p in panels]
