@@ -17,6 +17,7 @@ from exporter import __version__, logs
 from exporter.collectors.registry import REGISTRY
 from exporter.config import ApiCredentials, Config, ConfigError, InstallationConfig, Secret, load
 from exporter.config.reference import describe
+from exporter.config.sla import parse_sla
 from exporter.poller import InstallationPoller, start_pollers
 from exporter.render import SnapshotRenderer
 from exporter.server import ExporterHTTPServer, parse_listen_address, serve
@@ -73,10 +74,25 @@ def apply_collector_flags(config: Config, args: argparse.Namespace) -> Config:
     return Config(installations=tuple(installations))
 
 
+# The demo desk's service levels: business hours with a split Friday, a short Saturday and holidays.
+DEMO_SLA = {
+    "business_hours": {day: "08:00-18:00" for day in ("mon", "tue", "wed", "thu")}
+    | {"fri": "08:00-12:00,13:00-18:00", "sat": "10:00-14:00"},
+    "holidays": ["2026-12-25", "2026-12-26", "2027-01-01"],
+    "warn_before": "1h",
+    "targets": [
+        {"priority": "Urgent", "first_response": "1h", "next_reply": "2h", "hours": "calendar"},
+        {"department": "Billing", "first_response": "4h", "next_reply": "8h"},
+        {"department": "Technical Support", "first_response": "2h", "next_reply": "4h"},
+        {"first_response": "8h", "next_reply": "24h"},
+    ],
+}
+
+
 def demo_config(url: str, identifier: str, secret: str, timezone: str) -> Config:
     return Config(installations=(InstallationConfig(
         name="demo", url=url, auth=ApiCredentials(Secret(inline=identifier), Secret(inline=secret)),
-        timezone=timezone, poll_interval=15.0, timeout=5.0, max_age=45.0),))
+        timezone=timezone, poll_interval=15.0, timeout=5.0, max_age=45.0, sla=parse_sla(DEMO_SLA, timezone)),))
 
 
 def start_demo_simulator(listen: str):  # noqa: ANN201 - the simulator's type stays out of the runtime's imports

@@ -239,7 +239,10 @@ SCENARIOS: dict[str, Callable[[], World]] = {
     "denied": calm_desk,
     "growing": calm_desk,
     "ratelimited": calm_desk,
+    "sla": calm_desk,
 }
+# Service levels of the "sla" installation: every hour counts, so the test does not depend on the clock.
+LAB_SLA = {"warn_before": "30m", "targets": [{"first_response": "1h", "next_reply": "1h"}]}
 
 
 @pytest.fixture(scope="module")
@@ -257,13 +260,17 @@ def lab(binaries, workdir):
                 tickets[name] = [awaiting(world, waiting=2 * DAY) for _ in range(6)]
             elif name == "unanswered":  # 11 without any staff reply (> 10), the oldest opened 5 h ago (> 4 h)
                 tickets[name] = [unanswered(world, opened=5 * HOUR - i * 60) for i in range(11)]
+            elif name == "sla":  # 3 waiting 2 h for a next reply (target 1 h), 2 waiting 35 min (at risk)
+                tickets[name] = [awaiting(world, waiting=2 * HOUR) for _ in range(3)]
+                tickets[name] += [awaiting(world, waiting=35 * 60) for _ in range(2)]
             secret = "right-secret" if name == "badauth" else "sim-secret"
             sims[name] = Simulator(world=world, secret=secret).start()
 
         def installation(name: str, sim: Simulator) -> dict:
-            return {"name": name, "url": sim.url, "api_identifier": sim.identifier,
-                    "api_secret": "wrong-secret" if name == "badauth" else sim.secret,
-                    "timezone": "UTC", "poll_interval": "1s", "timeout": "900ms"}
+            raw = {"name": name, "url": sim.url, "api_identifier": sim.identifier,
+                   "api_secret": "wrong-secret" if name == "badauth" else sim.secret,
+                   "timezone": "UTC", "poll_interval": "1s", "timeout": "900ms"}
+            return raw | {"sla": LAB_SLA} if name == "sla" else raw
 
         (workdir / "main").mkdir()
         (workdir / "spare").mkdir()
@@ -425,6 +432,29 @@ def test_tickets_without_staff_reply_fire_and_resolve(lab):
         world.staff_reply(ticket_id)
     lab.wait_resolved("WhmcsTicketsWithoutStaffReply", whmcs="unanswered")
     lab.wait_resolved("WhmcsTicketWithoutStaffReplyTooLong", whmcs="unanswered")
+
+
+def test_sla_breached_and_at_risk_fire_and_resolve_and_replies_are_counted(lab):
+    cell = {"department": "Support", "priority": "Medium", "sla": "next_reply"}
+    alerts = lab.wait_firing("WhmcsSlaBreached", whmcs="sla")
+    assert [(a["department"], a["priority"], a["sla"], a["severity"]) for a in alerts] == [
+        ("Support", "Medium", "next_reply", "critical")]
+    alerts = lab.wait_firing("WhmcsSlaAtRisk", whmcs="sla")
+    assert [(a["department"], a["priority"], a["sla"], a["severity"]) for a in alerts] == [
+        ("Support", "Medium", "next_reply", "warning")]
+    selector = ", ".join(f'{k}="{v}"' for k, v in cell.items())
+    assert lab.value(f'whmcs_sla_tickets_breached{{whmcs="sla", {selector}}}') == [3.0]
+    assert lab.value(f'whmcs_sla_tickets_at_risk{{whmcs="sla", {selector}}}') == [2.0]
+    assert lab.value('whmcs_sla_tickets_breached{whmcs="calm"}') == []  # no `sla` configured: no series
+    world = lab.sims["sla"].world
+    for ticket_id in lab.tickets["sla"]:
+        world.staff_reply(ticket_id)
+    lab.wait_resolved("WhmcsSlaBreached", whmcs="sla")
+    lab.wait_resolved("WhmcsSlaAtRisk", whmcs="sla")
+    counted = 'sum by (result) (whmcs_sla_responses_total{whmcs="sla", sla="next_reply"})'
+    lab.prometheus.wait_for(lambda: {r["metric"]["result"]: float(r["value"][1])
+                                     for r in lab.prometheus.query(counted)} == {"met": 2.0, "breached": 3.0},
+                            FIRE_TIMEOUT, "3 breached and 2 met replies counted", describe=lab.describe)
 
 
 def test_backlog_growing_fast_fires(lab):
