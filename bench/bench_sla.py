@@ -1,0 +1,83 @@
+"""API calls and time per poll of the sla collector at 100, 5,000 and 100,000 awaiting tickets.
+
+    python -m bench.bench_sla
+
+The collector runs unchanged against the simulator's API code in-process (no HTTP, so the seconds are
+the collector's own work: parsing the list and the business-time arithmetic). Three polls per size:
+cold (nothing cached: GetTicket within the default budget of 50), warm (every ticket's staff-reply
+state cached, as after the catch-up polls) and warm after a minute of desk traffic in which staff
+answered 1% of the waits (so the head of the list is read to count the replies).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from exporter.client import classify
+from exporter.collectors.base import PollContext
+from exporter.collectors.sla import SlaCollector
+from exporter.config import parse
+from exporter.simulator import World
+from exporter.simulator import api as sim_api
+
+NOW = 1_796_036_400.0  # Monday 30 November 2026, 09:00 in Chicago
+TZ = "America/Chicago"
+SLA = {
+    "business_hours": {day: "09:00-18:00" for day in ("mon", "tue", "wed", "thu", "fri")},
+    "holidays": ["2026-12-25"],
+    "targets": [{"priority": "Urgent", "first_response": "30m", "next_reply": "1h", "hours": "calendar"},
+                {"department": "Billing", "first_response": "4h", "next_reply": "8h"},
+                {"first_response": "8h", "next_reply": "24h"}],
+}
+
+
+class CountingClient:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.calls: Counter[str] = Counter()
+
+    def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self.calls[action] += 1
+        status, body = sim_api.handle(self.world, action, {k: str(v) for k, v in (params or {}).items()})
+        return classify(action, status, sim_api.to_json(body))
+
+
+def measure(tickets: int) -> dict[str, Any]:
+    world = World.generate(seed=7, tickets=tickets, now=NOW, tz=TZ, clock=lambda: NOW,
+                           mix={"Open": 1, "Customer-Reply": 2})
+    inst = parse({"installations": [{"url": "http://whmcs.example", "api_identifier": "i", "api_secret": "s",
+                                     "timezone": TZ, "sla": SLA}]}).installations[0]
+    collector, client = SlaCollector(inst), CountingClient(world)
+    out: dict[str, Any] = {"awaiting": tickets}
+    out["cold"] = _poll(collector, client, inst, NOW)
+    # Warm the staff-reply cache in one go, then measure a poll with the default budget.
+    _poll(collector, client, replace(inst, max_ticket_fetches_per_poll=tickets), NOW + 30)
+    out["warm"] = _poll(collector, client, inst, NOW + 60)
+    waits = sorted(collector.watched)
+    for ident in waits[::100]:
+        world.staff_reply(ident, at=NOW + 90)
+    out["warm_with_replies"] = _poll(collector, client, inst, NOW + 120)
+    out["warm_with_replies"]["replies_counted"] = sum(n for _, n in collector.responses.items())
+    return out
+
+
+def _poll(collector: SlaCollector, client: CountingClient, inst: Any, now: float) -> dict[str, Any]:
+    client.calls.clear()
+    started = time.perf_counter()
+    part = collector.poll(PollContext(client=client, now=now, installation=inst))
+    return {"calls": dict(sorted(client.calls.items())), "total": sum(client.calls.values()),
+            "seconds": round(time.perf_counter() - started, 3), "sample_ratio": round(part.sample_ratio, 4)}
+
+
+def main() -> None:
+    for tickets in (100, 5000, 100_000):
+        print(json.dumps(measure(tickets)))
+
+
+if __name__ == "__main__":
+    main()
