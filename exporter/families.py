@@ -49,18 +49,17 @@ class FamilySink:
     def gauge(self, name: str, documentation: str, labels: dict[str, str], value: float) -> None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return
-        family = self._families.get(name)
-        if family is None:
-            family = GaugeMetricFamily(name, documentation, labels=list(labels))
-            self._families[name] = family
-        if self._admit():
-            family.add_metric([label_value(v) for v in labels.values()], value)
+        self._sample(GaugeMetricFamily, name, documentation, labels, value)
 
     def counter(self, name: str, documentation: str, labels: dict[str, str], value: float) -> None:
         """A counter kept by a collector across polls; `name` without `_total` (the exposition adds it)."""
+        self._sample(CounterMetricFamily, name, documentation, labels, value)
+
+    def _sample(self, kind: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, documentation: str,
+                labels: dict[str, str], value: float) -> None:
         family = self._families.get(name)
         if family is None:
-            family = CounterMetricFamily(name, documentation, labels=list(labels))
+            family = kind(name, documentation, labels=list(labels))
             self._families[name] = family
         if self._admit():
             family.add_metric([label_value(v) for v in labels.values()], value)

@@ -2,7 +2,7 @@
 
 The truth comes from exporter/simulator/sla_truth.py, an independent minute-by-minute oracle over the
 raw tickets; the collector reads the simulator through its API functions in-process (no HTTP), so
-calls can be counted.
+calls can be counted (bench/bench_sla.py's CountingClient).
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.client import classify
+from bench.bench_sla import CountingClient
 from exporter.collectors.base import PollContext
 from exporter.collectors.registry import build_collectors
 from exporter.collectors.sla import SlaCollector, SlaPart
 from exporter.config import InstallationConfig, parse
 from exporter.families import FamilySink
 from exporter.simulator import World
-from exporter.simulator.api import handle, to_json
 from exporter.simulator.sla_truth import OpenMinutes, sla_truth
 
 ZONE_NAME = "America/Chicago"
@@ -53,19 +52,6 @@ RULES = [
 WEEK = {d: [(540, 1080)] for d in range(4)} | {4: [(540, 780), (840, 1080)], 5: [(600, 720)]}
 
 
-class MemoryClient:
-    """The simulator's API functions called in-process, answers decoded by the real classify()."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.calls: Counter[str] = Counter()
-
-    def call(self, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.calls[action] += 1
-        status, body = handle(self.world, action, {k: str(v) for k, v in (params or {}).items()}, False)
-        return classify(action, status, to_json(body))
-
-
 def installation(sla: dict[str, Any] | None = SLA, **extra: Any) -> InstallationConfig:
     raw = {"url": "http://whmcs.example", "api_identifier": "i", "api_secret": "s", "timezone": ZONE_NAME, **extra}
     if sla is not None:
@@ -73,7 +59,7 @@ def installation(sla: dict[str, Any] | None = SLA, **extra: Any) -> Installation
     return parse({"installations": [raw]}).installations[0]
 
 
-def poll(collector: SlaCollector, client: MemoryClient, inst: InstallationConfig, now: float) -> SlaPart:
+def poll(collector: SlaCollector, client: CountingClient, inst: InstallationConfig, now: float) -> SlaPart:
     return collector.poll(PollContext(client=client, now=now, installation=inst))
 
 
@@ -95,7 +81,7 @@ def desk() -> World:
 
 def test_breached_at_risk_and_next_breach_equal_the_truth(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=1000)
-    part = poll(SlaCollector(inst), MemoryClient(desk), inst, NOW)
+    part = poll(SlaCollector(inst), CountingClient(desk), inst, NOW)
     expected = truth(desk, NOW)
     assert nonzero(part.breached) == expected.breached
     assert nonzero(part.at_risk) == expected.at_risk
@@ -108,7 +94,7 @@ def test_breached_at_risk_and_next_breach_equal_the_truth(desk: World) -> None:
 
 def test_every_cell_with_a_target_is_exported_at_zero(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=1000)
-    part = poll(SlaCollector(inst), MemoryClient(desk), inst, NOW)
+    part = poll(SlaCollector(inst), CountingClient(desk), inst, NOW)
     cells = {cell for cell, _ in part.breached}
     assert cells == {cell for cell, _ in part.at_risk}
     departments = {d.name for d in desk.departments}
@@ -121,7 +107,7 @@ def test_every_cell_with_a_target_is_exported_at_zero(desk: World) -> None:
 
 def test_later_polls_move_with_the_clock_and_use_the_cache(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=1000)
-    client, collector = MemoryClient(desk), SlaCollector(inst)
+    client, collector = CountingClient(desk), SlaCollector(inst)
     poll(collector, client, inst, NOW)
     client.calls.clear()
     later = NOW + 5 * H  # 15:30 Monday: five more business hours
@@ -134,7 +120,7 @@ def test_later_polls_move_with_the_clock_and_use_the_cache(desk: World) -> None:
 
 def test_the_get_ticket_budget_bounds_calls_and_shows_in_the_sample_ratio(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=5)
-    client, collector = MemoryClient(desk), SlaCollector(inst)
+    client, collector = CountingClient(desk), SlaCollector(inst)
     part = poll(collector, client, inst, NOW)
     assert client.calls["GetTicket"] == 5
     waits = truth(desk, NOW).waits
@@ -145,7 +131,7 @@ def test_the_get_ticket_budget_bounds_calls_and_shows_in_the_sample_ratio(desk: 
 def test_replies_to_watched_waits_are_counted_met_or_breached() -> None:
     world = World.generate(seed=5, tickets=300, now=NOW, tz=ZONE_NAME, clock=lambda: NOW)
     inst = installation(max_ticket_fetches_per_poll=1000)
-    client, collector = MemoryClient(world), SlaCollector(inst)
+    client, collector = CountingClient(world), SlaCollector(inst)
     poll(collector, client, inst, NOW)
     before = truth(world, NOW)
     business = OpenMinutes.build(ZONE, WEEK, [date(2026, 10, 30)], NOW - 90 * 86400, NOW + 86400)
@@ -181,7 +167,7 @@ def test_five_thousand_awaiting_tickets_take_at_most_ten_list_calls() -> None:
     world = World.generate(seed=2, tickets=5000, now=NOW, tz=ZONE_NAME, clock=lambda: NOW,
                            mix={"Open": 1, "Customer-Reply": 1})
     inst = installation(max_ticket_fetches_per_poll=0)
-    client = MemoryClient(world)
+    client = CountingClient(world)
     rows, total, complete = SlaCollector(inst)._read_awaiting(PollContext(client, NOW, inst))
     assert complete and total == len(truth(world, NOW).waits) > 4800
     assert sorted(row.id for row in rows) == sorted(truth(world, NOW).waits)
@@ -190,7 +176,7 @@ def test_five_thousand_awaiting_tickets_take_at_most_ten_list_calls() -> None:
 
 def test_above_max_tickets_the_longest_waits_are_read_and_the_share_reported(desk: World) -> None:
     inst = installation(sla={**SLA, "max_tickets": 40}, max_ticket_fetches_per_poll=1000)
-    client = MemoryClient(desk)
+    client = CountingClient(desk)
     part = poll(SlaCollector(inst), client, inst, NOW)
     awaiting = len(truth(desk, NOW).waits)
     assert part.sample_ratio == 40 / awaiting
