@@ -4,8 +4,9 @@ Runs only for installations with an `sla` section (exporter/sla.py; docs/sla.md)
 1. Department labels: the departments collector's part when it ran in this poll, else one
    GetSupportDepartments call.
 2. The `Awaiting Reply` list, completely, in pages of PAGE_SIZE while it holds at most `sla.max_tickets`
-   tickets (5,000 tickets: 6 calls). Above that, the `max_tickets` longest waits (the list's tail) are
-   read and `sample_ratio` says which share that is: the gauges then count among those tickets only.
+   tickets (5,000 tickets: 5-6 calls). Above that, the first page and the `max_tickets` longest waits (the
+   list's tail) are read and `sample_ratio` says which share that is: the gauges count those tickets only.
+   No per-department boundary search: the department split is exact only while the list is read whole.
 3. Which wait each ticket is in: none of its replies is from staff yet (first response, since its
    `date`) or one is (next reply, since its `lastreply`). `lastreply == date` means no reply at all;
    otherwise the first-response collector's part, this collector's cache, or GetTicket (longest waits
@@ -134,9 +135,9 @@ class SlaCollector:
         page = fetch_page(ctx.client, ctx.zone, params, 0, size)
         complete = page.total <= limit
         rows = {t.id: t for t in page.tickets}
-        if not complete:  # the longest waits: the list's last `limit` rows
+        if not complete:  # the longest waits, the list's last `limit` rows, besides the first page read already
             page = fetch_page(ctx.client, ctx.zone, params, page.total - limit, size)
-            rows = {t.id: t for t in page.tickets}
+            rows.update((t.id, t) for t in page.tickets)
         # Paging re-reads OVERLAP rows, so the bound leaves room for them and for a list that grows meanwhile.
         for _ in range(2 * math.ceil(limit / max(1, size - OVERLAP)) + 2):
             if page.reaches_end or not page.tickets:
