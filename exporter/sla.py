@@ -73,6 +73,8 @@ def parse_sla(raw: Any, where: str, timezone: str, problems: list[str]) -> SlaCo
     start = len(problems)
     problems += [f"{where}: unknown key '{k}'" for k in sorted(map(str, set(raw) - _KEYS))]
     week = _week(raw["business_hours"], f"{where}.business_hours", problems) if "business_hours" in raw else None
+    if week is not None and not any(week) and len(problems) == start:
+        problems.append(f"{where}.business_hours: no day has business hours (leave the key out for 24x7)")
     holidays = _holidays(raw.get("holidays", []), f"{where}.holidays", problems)
     warn = _duration(raw.get("warn_before", DEFAULT_WARN_BEFORE), f"{where}.warn_before", problems)
     limit = raw.get("max_tickets", DEFAULT_MAX_TICKETS)

@@ -56,6 +56,10 @@ def test_a_dst_change_counts_real_seconds() -> None:
     # Opening hours inside the gap begin when the clocks show a real time again (03:00).
     night = Schedule(CHICAGO, week=(((2 * H + 1800, 4 * H),),) * 7)
     assert night.elapsed(at(2026, 3, 8), at(2026, 3, 9)) == 1 * H
+    # ... and an hour that happens twice counts twice.
+    small_hours = Schedule(CHICAGO, week=(((0, 3 * H),),) * 7)
+    assert small_hours.elapsed(at(2026, 11, 1), at(2026, 11, 1, 12)) == 4 * H
+    assert small_hours.elapsed(at(2026, 10, 31), at(2026, 10, 31, 12)) == 3 * H
     # Friday before the change 17:00 to Monday after it 10:00: still 2 business hours.
     assert OFFICE.elapsed(at(2026, 3, 6, 17), at(2026, 3, 9, 10)) == 2 * H
 

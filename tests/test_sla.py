@@ -33,7 +33,9 @@ NOW = datetime(2026, 11, 2, 10, 30, 17, tzinfo=ZONE).timestamp()
 H = 3600
 SLA = {
     "business_hours": {"mon": "09:00-18:00", "tue": "09:00-18:00", "wed": "09:00-18:00", "thu": "09:00-18:00",
-                       "fri": "09:00-13:00,14:00-18:00", "sat": "10:00-12:00"},
+                       "fri": "09:00-13:00,14:00-18:00", "sat": "10:00-12:00",
+                       # a night shift across the fall-back: 00:00-03:00 lasts 4 real hours on 1 November
+                       "sun": "00:00-03:00"},
     "holidays": ["2026-10-30"],
     "warn_before": "1h",
     "targets": [
@@ -49,7 +51,7 @@ RULES = [
     {"department": "Sales", "first_response": 2 * H},
     {"first_response": 8 * H, "next_reply": 24 * H},
 ]
-WEEK = {d: [(540, 1080)] for d in range(4)} | {4: [(540, 780), (840, 1080)], 5: [(600, 720)]}
+WEEK = {d: [(540, 1080)] for d in range(4)} | {4: [(540, 780), (840, 1080)], 5: [(600, 720)], 6: [(0, 180)]}
 
 
 def installation(sla: dict[str, Any] | None = SLA, **extra: Any) -> InstallationConfig:

@@ -129,6 +129,11 @@ def test_sla_problems_come_with_the_installation_s_other_problems() -> None:
     ]
 
 
+def test_a_week_without_business_hours_is_an_error() -> None:
+    assert _problems({"business_hours": {}, "targets": [{"first_response": "1h"}]}) == [
+        "installations[0].sla.business_hours: no day has business hours (leave the key out for 24x7)"]
+
+
 def test_sla_must_be_a_mapping() -> None:
     assert _problems(["8h"]) == ["installations[0].sla: must be a mapping with 'targets' (see docs/sla.md)"]
 
