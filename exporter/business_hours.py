@@ -7,7 +7,7 @@ IANA time zone. `elapsed(start, end)` counts the business seconds between two Un
 is 9 hours on either side of the change, a 00:00-24:00 day is 23 or 25 hours). Local times that do not
 exist (the spring-forward gap) map to the instant after the gap, times that exist twice to the first one.
 
-Pure arithmetic, no I/O: config parsing lives in exporter/sla.py.
+Pure arithmetic, no I/O: config parsing lives in exporter/config/sla.py.
 """
 
 from __future__ import annotations

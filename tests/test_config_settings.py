@@ -76,7 +76,8 @@ def test_defaults_are_the_documented_ones():
     assert (inst.sample_limit, inst.distribution_max_calls, inst.max_ticket_fetches_per_poll, inst.max_series) == (
         1000, 40, 50, 5000)
     assert inst.collectors == {"counts", "oldest_awaiting", "departments", "wait_distribution", "priorities",
-                               "first_response"}
+                               "first_response", "sla"}  # sla runs only with an `sla` section
+    assert inst.sla is None
 
 
 @pytest.mark.parametrize(("key", "lowest"), [("sample_limit", 1), ("distribution_max_calls", 4),
@@ -152,7 +153,7 @@ def test_config_check_prints_the_validated_configuration(tmp_path):
                          "  url: https://a.example", "  api_style: whmcs"]
     for line in ("  api_identifier: <secret>", f"  api_secret: <secret from {secret}>", "  poll_interval: 5m",
                  "  max_age: 15m", "  buckets: 15m, 1h, 4h, 8h, 1d, 2d, 3d, 1w",
-                 "  collectors: counts, oldest_awaiting, departments, wait_distribution, priorities"):
+                 "  collectors: counts, oldest_awaiting, departments, wait_distribution, priorities, sla"):
         assert line in lines, (line, lines)
     assert "VALUE" not in proc.stdout + proc.stderr
 

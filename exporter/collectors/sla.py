@@ -1,6 +1,6 @@
 """Service levels: awaiting tickets breached or about to breach their targets, and replies that met them.
 
-Runs only for installations with an `sla` section (exporter/sla.py; docs/sla.md). Each poll:
+Runs only for installations with an `sla` section (exporter/config/sla.py; docs/sla.md). Each poll:
 1. Department labels: the departments collector's part when it ran in this poll, else one
    GetSupportDepartments call.
 2. The `Awaiting Reply` list, completely, in pages of PAGE_SIZE while it holds at most `sla.max_tickets`
@@ -29,9 +29,9 @@ from exporter.collectors.support_departments import read_departments, unique_lab
 from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, fetch_page, next_start
 from exporter.collectors.ticket_replies import parse_ticket_replies
 from exporter.config import InstallationConfig
+from exporter.config.sla import SlaConfig
 from exporter.errors import NotFound
 from exporter.families import FROM_LAST_POLL, FamilySink
-from exporter.sla import SlaConfig
 
 log = logging.getLogger(__name__)
 

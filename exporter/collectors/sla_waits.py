@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from exporter.business_hours import Schedule
-from exporter.sla import KINDS, SlaConfig
+from exporter.config.sla import KINDS, SlaConfig
 
 FIRST_RESPONSE, NEXT_REPLY = KINDS
 # WHMCS's three priorities are always part of the grid, so their series do not come and go.

@@ -28,6 +28,7 @@ from exporter.config.kinds import (
     registered_collectors,
 )
 from exporter.config.settings import Setting, setting, settings_of
+from exporter.config.sla import SlaConfig, SlaSection
 
 
 def _url_host(values: Mapping[str, Any]) -> str:
@@ -60,8 +61,9 @@ class InstallationConfig:
     sample_limit: int = setting(WholeNumber(1), 1000, "most active tickets fetched for the priority breakdown")
     distribution_max_calls: int = setting(WholeNumber(4), 40, "API-call cap of the wait-time distribution per poll")
     response_window: float = setting(Duration(), 7 * 86400.0, "first-response times cover tickets opened in it")
-    max_ticket_fetches_per_poll: int = setting(WholeNumber(0), 50, "GetTicket calls per poll for first responses")
+    max_ticket_fetches_per_poll: int = setting(WholeNumber(0), 50, "GetTicket calls per poll: first_response, sla")
     max_series: int = setting(WholeNumber(10), 5000, "series cap per installation (cut: series_dropped_total)")
+    sla: SlaConfig | None = setting(SlaSection(), None, "service-level targets, business hours and holidays")
 
     @property
     def zone(self) -> ZoneInfo:
