@@ -160,6 +160,24 @@ def test_replies_to_watched_waits_are_counted_met_or_breached() -> None:
     assert client.calls["GetTickets"] == 2 + 1  # two listings and one look at the head of the list
 
 
+def test_a_first_response_followed_by_a_customer_reply_within_one_poll_is_counted() -> None:
+    world = World.generate(seed=5, tickets=0, departments=["Support"], now=NOW, tz=ZONE_NAME, clock=lambda: NOW)
+    fast = world.add_ticket(deptid=1, priority="Low", at=NOW - 2 * H)  # opened 08:30: 1.5 business hours at 10:30
+    slow = world.add_ticket(deptid=1, priority="Low", at=NOW - 5 * 86400)  # opened last Wednesday
+    inst = installation(max_ticket_fetches_per_poll=10)
+    client, collector = CountingClient(world), SlaCollector(inst)
+    poll(collector, client, inst, NOW)
+    for ticket in (fast, slow):
+        world.staff_reply(ticket.id, at=NOW + 60)
+        world.customer_reply(ticket.id, at=NOW + 120)  # still awaiting when the exporter looks again
+    part = poll(collector, client, inst, NOW + 180)
+    assert {k: n for k, n in part.responses if n} == {("Support", "Low", "first_response", "met"): 1,
+                                                     ("Support", "Low", "first_response", "breached"): 1}
+    assert client.calls["GetTicket"] == 2
+    part = poll(collector, client, inst, NOW + 240)  # counted once: both now wait for a next reply
+    assert sum(n for _, n in part.responses) == 2
+
+
 def test_without_sla_there_is_no_collector_and_no_call() -> None:
     assert "sla" not in [c.name for c in build_collectors(installation(sla=None))]
     assert "sla" in [c.name for c in build_collectors(installation())]

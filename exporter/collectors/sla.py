@@ -14,7 +14,9 @@ Runs only for installations with an `sla` section (exporter/config/sla.py; docs/
    reply never disappears, so "has one" is cached for the ticket's life; "has none" until `lastreply` moves.
 4. Replies: a ticket watched waiting in the last complete poll that has left the list is looked up in
    the head of the unfiltered GetTickets list (newest `lastreply` first; usually 1 call, at most
-   MAX_HEAD_CALLS); a newer `lastreply` there is the staff reply that ended its wait.
+   MAX_HEAD_CALLS); a newer `lastreply` there is the staff reply that ended its wait. A ticket watched
+   waiting for its first response that is still listed but whose GetTicket now shows a staff reply (the
+   customer wrote again meanwhile) counts that reply.
 """
 
 from __future__ import annotations
@@ -24,10 +26,19 @@ import math
 from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
-from exporter.collectors.sla_waits import Cell, Evaluation, Wait, evaluate, grid, response_result, wait_of
+from exporter.collectors.sla_waits import (
+    FIRST_RESPONSE,
+    Cell,
+    Evaluation,
+    Wait,
+    evaluate,
+    grid,
+    response_result,
+    wait_of,
+)
 from exporter.collectors.support_departments import read_departments, unique_labels
 from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, fetch_page, next_start
-from exporter.collectors.ticket_replies import parse_ticket_replies
+from exporter.collectors.ticket_replies import TicketReplies, parse_ticket_replies
 from exporter.config import InstallationConfig
 from exporter.config.sla import SlaConfig
 from exporter.errors import NotFound
@@ -163,10 +174,20 @@ class SlaCollector:
                 waits.append(wait_of(row.id, _label(labels, row), row.priority, row.date, row.lastreply, replied))
         self.last_fetches = 0
         for row in sorted(due, key=lambda r: r.lastreply)[:budget]:
-            replied = self._fetch(ctx, row)
-            if replied is not None:
+            found = self._fetch(ctx, row)
+            if found is not None:
+                replied = found.first_staff_reply is not None
                 waits.append(wait_of(row.id, _label(labels, row), row.priority, row.date, row.lastreply, replied))
+                if found.first_staff_reply is not None:
+                    self._first_response_seen(row.id, found.first_staff_reply)
         return waits
+
+    def _first_response_seen(self, ticket_id: int, replied: float) -> None:
+        """A ticket watched waiting for its first response that is still awaiting (the customer wrote again)
+        but now has a staff reply: its first-response wait ended at that reply."""
+        wait = self.watched.get(ticket_id)
+        if wait is not None and wait.kind == FIRST_RESPONSE and replied >= wait.start:
+            self._count(wait, replied)
 
     def _staff_replied(self, row: TicketRow, replied_elsewhere: frozenset[int]) -> bool | None:
         """Whether the ticket has a staff reply, when known without a call; None when not."""
@@ -179,7 +200,8 @@ class SlaCollector:
             return known.staff_replied  # False, or None for an answer that could not be read
         return None
 
-    def _fetch(self, ctx: PollContext, row: TicketRow) -> bool | None:
+    def _fetch(self, ctx: PollContext, row: TicketRow) -> TicketReplies | None:
+        """The ticket's replies as GetTicket tells them; None when the answer is unusable."""
         self.last_fetches += 1
         try:
             answer = ctx.client.call("GetTicket", {"ticketid": row.id, "repliessort": "ASC"})
@@ -196,7 +218,7 @@ class SlaCollector:
             return None  # answered with another ticket: this one was merged into it
         replied = found.first_staff_reply is not None
         self.known[row.id] = _Known(max(row.lastreply, found.lastreply or row.lastreply), replied, ctx.now)
-        return replied
+        return found
 
     def _count_responses(self, ctx: PollContext, awaiting: set[int]) -> None:
         """Count the watched waits that ended with a staff reply since the last complete poll."""
@@ -208,10 +230,13 @@ class SlaCollector:
             replied = replies.get(wait.id)
             if replied is None or replied <= wait.lastreply:
                 continue  # closed, put on hold or merged without a reply: the wait ended unanswered
-            result = response_result(self.sla, wait, replied)
-            if result is not None:
-                key = (wait.department, wait.priority, wait.kind, result)
-                self.responses[key] = self.responses.get(key, 0) + 1
+            self._count(wait, replied)
+
+    def _count(self, wait: Wait, replied: float) -> None:
+        result = response_result(self.sla, wait, replied)
+        if result is not None:
+            key = (wait.department, wait.priority, wait.kind, result)
+            self.responses[key] = self.responses.get(key, 0) + 1
 
     def _forget(self, now: float) -> None:
         for ident in [i for i, k in self.known.items() if now - k.seen > FORGET_AFTER]:
