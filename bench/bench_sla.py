@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from exporter.client import classify
 from exporter.collectors.base import PollContext
 from exporter.collectors.sla import SlaCollector
 from exporter.config import parse
 from exporter.simulator import World
-from exporter.simulator import api as sim_api
+from testkit.bench_calls import DirectClient
 
 NOW = 1_796_036_400.0  # Monday 30 November 2026, 09:00 in Chicago
 TZ = "America/Chicago"
@@ -36,23 +33,12 @@ SLA = {
 }
 
 
-class CountingClient:
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.calls: Counter[str] = Counter()
-
-    def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self.calls[action] += 1
-        status, body = sim_api.handle(self.world, action, {k: str(v) for k, v in (params or {}).items()})
-        return classify(action, status, sim_api.to_json(body))
-
-
 def measure(tickets: int) -> dict[str, Any]:
     world = World.generate(seed=7, tickets=tickets, now=NOW, tz=TZ, clock=lambda: NOW,
                            mix={"Open": 1, "Customer-Reply": 2})
     inst = parse({"installations": [{"url": "http://whmcs.example", "api_identifier": "i", "api_secret": "s",
                                      "timezone": TZ, "sla": SLA}]}).installations[0]
-    collector, client = SlaCollector(inst), CountingClient(world)
+    collector, client = SlaCollector(inst), DirectClient(world)
     out: dict[str, Any] = {"awaiting": tickets}
     out["cold"] = _poll(collector, client, inst, NOW)
     # Warm the staff-reply cache in one go, then measure a poll with the default budget.
@@ -66,7 +52,7 @@ def measure(tickets: int) -> dict[str, Any]:
     return out
 
 
-def _poll(collector: SlaCollector, client: CountingClient, inst: Any, now: float) -> dict[str, Any]:
+def _poll(collector: SlaCollector, client: DirectClient, inst: Any, now: float) -> dict[str, Any]:
     client.calls.clear()
     started = time.perf_counter()
     part = collector.poll(PollContext(client=client, now=now, installation=inst))

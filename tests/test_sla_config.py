@@ -138,6 +138,7 @@ def test_sla_must_be_a_mapping() -> None:
     assert _problems(["8h"]) == ["installations[0].sla: must be a mapping with 'targets' (see docs/sla.md)"]
 
 
+@pytest.mark.process
 def test_config_check_exits_2_on_a_bad_schedule(tmp_path) -> None:
     path = tmp_path / "config.yml"
     path.write_text(yaml.safe_dump(_with_sla({"business_hours": {"mon": "10:00-09:00"},
