@@ -20,7 +20,7 @@ from exporter.collectors.base import PollContext
 from exporter.collectors.sla import SlaCollector
 from exporter.config import parse
 from exporter.simulator import World
-from testkit.bench_calls import DirectClient
+from testkit.in_process import MemoryClient
 
 NOW = 1_796_036_400.0  # Monday 30 November 2026, 09:00 in Chicago
 TZ = "America/Chicago"
@@ -38,7 +38,7 @@ def measure(tickets: int) -> dict[str, Any]:
                            mix={"Open": 1, "Customer-Reply": 2})
     inst = parse({"installations": [{"url": "http://whmcs.example", "api_identifier": "i", "api_secret": "s",
                                      "timezone": TZ, "sla": SLA}]}).installations[0]
-    collector, client = SlaCollector(inst), DirectClient(world)
+    collector, client = SlaCollector(inst), MemoryClient(world)
     out: dict[str, Any] = {"awaiting": tickets}
     out["cold"] = _poll(collector, client, inst, NOW)
     # Warm the staff-reply cache in one go, then measure a poll with the default budget.
@@ -52,7 +52,7 @@ def measure(tickets: int) -> dict[str, Any]:
     return out
 
 
-def _poll(collector: SlaCollector, client: DirectClient, inst: Any, now: float) -> dict[str, Any]:
+def _poll(collector: SlaCollector, client: MemoryClient, inst: Any, now: float) -> dict[str, Any]:
     client.calls.clear()
     started = time.perf_counter()
     part = collector.poll(PollContext(client=client, now=now, installation=inst))

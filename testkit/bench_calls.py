@@ -65,15 +65,13 @@ class TaggedCollector:
 
 
 class DirectClient:
-    """Answers calls from the simulator's API code without HTTP (warms caches quickly; counts calls by action)."""
+    """Answers calls from the simulator's API code without HTTP (used only to warm caches quickly)."""
 
     def __init__(self, world: World) -> None:
         self.world = world
         self.stats = CallStats()
-        self.calls: Counter[str] = Counter()
 
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self.calls[action] += 1
         form = {k: str(v) for k, v in (params or {}).items()}
         status, body = sim_api.handle(self.world, action, {"action": action, **form})
         return classify(action, status, sim_api.to_json(body))

@@ -2,7 +2,7 @@
 
 The truth comes from exporter/simulator/sla_truth.py, an independent minute-by-minute oracle over the
 raw tickets; the collector reads the simulator through its API functions in-process (no HTTP), so
-calls can be counted (testkit's DirectClient).
+calls can be counted (testkit.in_process.MemoryClient).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from exporter.config import InstallationConfig, parse
 from exporter.families import FamilySink
 from exporter.simulator import World
 from exporter.simulator.sla_truth import OpenMinutes, sla_truth
-from testkit.bench_calls import DirectClient
+from testkit.in_process import MemoryClient
 
 ZONE_NAME = "America/Chicago"
 ZONE = ZoneInfo(ZONE_NAME)
@@ -61,7 +61,7 @@ def installation(sla: dict[str, Any] | None = SLA, **extra: Any) -> Installation
     return parse({"installations": [raw]}).installations[0]
 
 
-def poll(collector: SlaCollector, client: DirectClient, inst: InstallationConfig, now: float) -> SlaPart:
+def poll(collector: SlaCollector, client: MemoryClient, inst: InstallationConfig, now: float) -> SlaPart:
     return collector.poll(PollContext(client=client, now=now, installation=inst))
 
 
@@ -83,7 +83,7 @@ def desk() -> World:
 
 def test_breached_at_risk_and_next_breach_equal_the_truth(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=1000)
-    part = poll(SlaCollector(inst), DirectClient(desk), inst, NOW)
+    part = poll(SlaCollector(inst), MemoryClient(desk), inst, NOW)
     expected = truth(desk, NOW)
     assert nonzero(part.breached) == expected.breached
     assert nonzero(part.at_risk) == expected.at_risk
@@ -96,7 +96,7 @@ def test_breached_at_risk_and_next_breach_equal_the_truth(desk: World) -> None:
 
 def test_every_cell_with_a_target_is_exported_at_zero(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=1000)
-    part = poll(SlaCollector(inst), DirectClient(desk), inst, NOW)
+    part = poll(SlaCollector(inst), MemoryClient(desk), inst, NOW)
     cells = {cell for cell, _ in part.breached}
     assert cells == {cell for cell, _ in part.at_risk}
     departments = {d.name for d in desk.departments}
@@ -109,7 +109,7 @@ def test_every_cell_with_a_target_is_exported_at_zero(desk: World) -> None:
 
 def test_later_polls_move_with_the_clock_and_use_the_cache(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=1000)
-    client, collector = DirectClient(desk), SlaCollector(inst)
+    client, collector = MemoryClient(desk), SlaCollector(inst)
     poll(collector, client, inst, NOW)
     client.calls.clear()
     later = NOW + 5 * H  # 15:30 Monday: five more business hours
@@ -122,7 +122,7 @@ def test_later_polls_move_with_the_clock_and_use_the_cache(desk: World) -> None:
 
 def test_the_get_ticket_budget_bounds_calls_and_shows_in_the_sample_ratio(desk: World) -> None:
     inst = installation(max_ticket_fetches_per_poll=5)
-    client, collector = DirectClient(desk), SlaCollector(inst)
+    client, collector = MemoryClient(desk), SlaCollector(inst)
     part = poll(collector, client, inst, NOW)
     assert client.calls["GetTicket"] == 5
     waits = truth(desk, NOW).waits
@@ -133,7 +133,7 @@ def test_the_get_ticket_budget_bounds_calls_and_shows_in_the_sample_ratio(desk: 
 def test_replies_to_watched_waits_are_counted_met_or_breached() -> None:
     world = World.generate(seed=5, tickets=300, now=NOW, tz=ZONE_NAME, clock=lambda: NOW)
     inst = installation(max_ticket_fetches_per_poll=1000)
-    client, collector = DirectClient(world), SlaCollector(inst)
+    client, collector = MemoryClient(world), SlaCollector(inst)
     poll(collector, client, inst, NOW)
     before = truth(world, NOW)
     business = OpenMinutes.build(ZONE, WEEK, [date(2026, 10, 30)], NOW - 90 * 86400, NOW + 86400)
@@ -165,7 +165,7 @@ def test_a_first_response_followed_by_a_customer_reply_within_one_poll_is_counte
     fast = world.add_ticket(deptid=1, priority="Low", at=NOW - 2 * H)  # opened 08:30: 1.5 business hours at 10:30
     slow = world.add_ticket(deptid=1, priority="Low", at=NOW - 5 * 86400)  # opened last Wednesday
     inst = installation(max_ticket_fetches_per_poll=10)
-    client, collector = DirectClient(world), SlaCollector(inst)
+    client, collector = MemoryClient(world), SlaCollector(inst)
     poll(collector, client, inst, NOW)
     for ticket in (fast, slow):
         world.staff_reply(ticket.id, at=NOW + 60)
@@ -187,7 +187,7 @@ def test_five_thousand_awaiting_tickets_take_at_most_ten_list_calls() -> None:
     world = World.generate(seed=2, tickets=5000, now=NOW, tz=ZONE_NAME, clock=lambda: NOW,
                            mix={"Open": 1, "Customer-Reply": 1})
     inst = installation(max_ticket_fetches_per_poll=0)
-    client = DirectClient(world)
+    client = MemoryClient(world)
     rows, total, complete = SlaCollector(inst)._read_awaiting(PollContext(client, NOW, inst))
     assert complete and total == len(truth(world, NOW).waits) > 4800
     assert sorted(row.id for row in rows) == sorted(truth(world, NOW).waits)
@@ -196,7 +196,7 @@ def test_five_thousand_awaiting_tickets_take_at_most_ten_list_calls() -> None:
 
 def test_above_max_tickets_the_longest_waits_are_read_and_the_share_reported(desk: World) -> None:
     inst = installation(sla={**SLA, "max_tickets": 40}, max_ticket_fetches_per_poll=1000)
-    client = DirectClient(desk)
+    client = MemoryClient(desk)
     part = poll(SlaCollector(inst), client, inst, NOW)
     expected = truth(desk, NOW)
     assert len(expected.waits) > 2 * 40
