@@ -19,13 +19,15 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from exporter.advice import advice
-from exporter.backoff import jitter_for, next_poll_time, pause_after
+from exporter.backoff import MAX_RETRY_AFTER, jitter_for, next_poll_time, pause_after
 from exporter.client import CallStats, WhmcsClient
 from exporter.collectors.base import Collector, PollContext
 from exporter.collectors.registry import build_collectors
 from exporter.config import InstallationConfig, credentials_digest
 from exporter.errors import ShapeError, WhmcsError, scrub_secrets
 from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
+from exporter.state.saved import SavedInstallation, StatefulCollector, installation_key
+from exporter.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,8 @@ def credential_fingerprint(client: WhmcsClient) -> str | None:
 class InstallationPoller:
     def __init__(self, installation: InstallationConfig, store: SnapshotStore, *,
                  client: WhmcsClient | None = None, collectors: list[Collector] | None = None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 state: StateStore | None = None) -> None:
         self.installation = installation
         self.store = store
         self.stats = client.stats if client else CallStats()
@@ -63,6 +66,10 @@ class InstallationPoller:
             log.warning("whmcs=%s: auth_backoff %s allows 3 failed logins within 30 minutes: WHMCS would ban this "
                         "host's IP on wrong credentials; use more than 15 minutes", installation.name,
                         _human(installation.auth_backoff))
+        self.state = state
+        self._state_key = installation_key(installation)
+        if state is not None:
+            self._restore(state.load(self._state_key))
         store.put(self.snapshot)
 
     # -- one poll -----------------------------------------------------------------------------------
@@ -89,7 +96,7 @@ class InstallationPoller:
         if up:
             self._last_warning = None
         requests, failures = self.stats.totals()
-        return self._publish(replace(
+        published = self._publish(replace(
             snap,
             collectors=MappingProxyType(states),
             up=up,
@@ -105,6 +112,8 @@ class InstallationPoller:
             requests=MappingProxyType(requests),
             failures=MappingProxyType(failures),
         ))
+        self._save()
+        return published
 
     def _run_collectors(self, now: float) -> tuple[dict[str, CollectorState], WhmcsError | None]:
         """Each enabled collector's new state, and the failure that ended the poll (None if none did).
@@ -163,6 +172,42 @@ class InstallationPoller:
         self._log_pause(fatal, pause.seconds)
         # Counted from the failed answer, not from the poll's start: Retry-After means "after this answer".
         return pause.reason, self.clock() + pause.seconds
+
+    # -- state across restarts ----------------------------------------------------------------------------
+    def _restore(self, saved: SavedInstallation | None) -> None:
+        """Take over what the last run saved: the collectors' state, the last success, a running back-off."""
+        if saved is None:
+            return
+        for collector in self.collectors:
+            if isinstance(collector, StatefulCollector) and collector.name in saved.collectors:
+                try:
+                    collector.restore_state(saved.collectors[collector.name])
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("whmcs=%s collector=%s: saved state unusable (%s); it starts clean",
+                                self.installation.name, collector.name, exc)
+        self.snapshot = replace(self.snapshot, last_success_time=saved.last_success)
+        now, until = self.clock(), saved.backoff_until
+        if saved.backoff_reason not in ("auth", "rate_limit") or until is None or until <= now:
+            return
+        # Never longer than this run's settings allow (auth_backoff may have been shortened meanwhile).
+        longest = self.installation.auth_backoff if saved.backoff_reason == "auth" else MAX_RETRY_AFTER
+        until = min(until, now + longest)
+        self.snapshot = replace(self.snapshot, backoff_reason=saved.backoff_reason, backoff_until=until)
+        self._auth_fingerprint = saved.backoff_fingerprint
+        if saved.backoff_reason == "auth" and self._credentials_changed():
+            return  # the first poll tries the new credentials (and says so)
+        log.warning("whmcs=%s: %s back-off from before the restart runs %s more: no call to WHMCS until then",
+                    self.installation.name, saved.backoff_reason, _human(until - now))
+
+    def _save(self) -> None:
+        if self.state is None:
+            return
+        snap = self.snapshot
+        self.state.save(self._state_key, SavedInstallation(
+            last_success=snap.last_success_time, backoff_reason=snap.backoff_reason,
+            backoff_until=snap.backoff_until,
+            backoff_fingerprint=self._auth_fingerprint if snap.backoff_reason == "auth" else None,
+            collectors={c.name: c.save_state() for c in self.collectors if isinstance(c, StatefulCollector)}))
 
     def _publish(self, snapshot: InstallationSnapshot) -> InstallationSnapshot:
         self.snapshot = snapshot
