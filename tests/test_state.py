@@ -49,7 +49,8 @@ def test_only_changed_items_are_rewritten(tmp_path, monkeypatch):
     assert rows(tmp_path) == 1000
     written: list[int] = []
     trace = store._conn.set_trace_callback  # every statement SQLite runs, to count row writes
-    trace(lambda sql: written.append(1) if sql.startswith(("INSERT OR REPLACE INTO item", "DELETE FROM item")) else None)
+    item_writes = ("INSERT OR REPLACE INTO item", "DELETE FROM item")
+    trace(lambda sql: written.append(1) if sql.startswith(item_writes) else None)
     changed = dict(items)
     changed[5] = (5.0, 6.0, 6.0, 6.0, False, 1)
     del changed[6]
