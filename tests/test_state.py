@@ -163,3 +163,37 @@ def test_full_or_read_only_place_keeps_running_from_memory(tmp_path, caplog):
     assert store.load("k").collectors["c"].items == {1: (1.0,)}
     store._conn.execute("PRAGMA max_page_count = 1073741823")
     assert store.save("k", saved(big)) and store.load("k").collectors["c"].items == big
+
+
+# A child that commits poll A, then dies by SIGKILL inside poll B's transaction after `n` statements.
+CRASH_MID_WRITE = """
+import os, signal, sys
+from exporter.state.saved import SavedCollector, SavedInstallation
+from exporter.state.store import StateStore
+directory, n = sys.argv[1], int(sys.argv[2])
+def saved(shift):
+    items = {i: (float(i + shift), None, bool(shift), i) for i in range(2000)}
+    return SavedInstallation(last_success=float(shift), collectors={"c": SavedCollector({"shift": shift}, items)})
+store = StateStore.open(directory)
+assert store.save("k", saved(0))
+seen = []
+def die(sql):
+    seen.append(sql)
+    if len(seen) >= n if n else sql == "COMMIT":  # n=0: as the commit begins
+        os.kill(os.getpid(), signal.SIGKILL)
+store._conn.set_trace_callback(die)
+store.save("k", saved(1))
+"""
+
+
+@pytest.mark.parametrize("statements", [1, 2, 5, 100, 1500, 0])
+def test_kill_9_in_the_middle_of_a_write_leaves_the_last_committed_poll(tmp_path, statements):
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(tmp_path), str(statements)],
+                           capture_output=True, text=True, timeout=60)
+    assert child.returncode == -9, child.stderr  # it died inside the transaction, as planned
+    loaded = StateStore.open(str(tmp_path)).load("k")
+    assert loaded.last_success == 0.0 and loaded.collectors["c"].scalars == {"shift": 0}
+    assert loaded.collectors["c"].items == {i: (float(i), None, False, i) for i in range(2000)}

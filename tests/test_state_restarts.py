@@ -96,6 +96,7 @@ def test_kill_9_at_random_points_50_times(tmp_path):
                 assert len(fetched) <= BUDGET
                 assert list_calls(calls) == list_calls(steady), [c.action for c in calls]
                 assert_exact(samples, NAME, sim)
+                assert "moved aside" not in proc.log() and "starts clean" not in proc.log()
                 if value(samples, "whmcs_exporter_sample_ratio", collector="first_response") == 1.0:
                     assert_first_response_exact(samples, sim)
                     complete_seen += 1
@@ -103,7 +104,6 @@ def test_kill_9_at_random_points_50_times(tmp_path):
         finally:
             proc.stop()
             proc.__exit__(None, None, None)
-    assert "moved aside" not in proc.log()
 
 
 def first_poll_after(calls: list[CallRecord], before: list[CallRecord]) -> list[CallRecord]:
