@@ -192,7 +192,9 @@ class InstallationPoller:
         # Never longer than this run's settings allow (auth_backoff may have been shortened meanwhile).
         longest = self.installation.auth_backoff if saved.backoff_reason == "auth" else MAX_RETRY_AFTER
         until = min(until, now + longest)
-        self.snapshot = replace(self.snapshot, backoff_reason=saved.backoff_reason, backoff_until=until)
+        failed = "authentication failed" if saved.backoff_reason == "auth" else "WHMCS was overloaded"
+        self.snapshot = replace(self.snapshot, backoff_reason=saved.backoff_reason, backoff_until=until,
+                                error=f"{failed} before the restart: paused until the back-off ends")
         self._auth_fingerprint = saved.backoff_fingerprint
         if saved.backoff_reason == "auth" and self._credentials_changed():
             return  # the first poll tries the new credentials (and says so)

@@ -119,6 +119,7 @@ def test_wrong_credentials_and_ten_restarts_reach_whmcs_at_most_twice(tmp_path):
             proc = start(str(tmp_path), [inst], storage_args(storage), ready=False)
             try:
                 proc.wait_for(lambda s: value(s, "whmcs_exporter_backoff", reason="auth") == 1.0)
+                proc.wait_ready()  # the back-off stands for the failed poll: ready, not stuck "waiting"
             finally:
                 kill(proc)
         assert 1 <= len(sim.failed_logins()) <= 2, sim.failed_logins()
