@@ -19,14 +19,15 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from exporter.advice import advice
-from exporter.backoff import MAX_RETRY_AFTER, jitter_for, next_poll_time, pause_after
+from exporter.backoff import jitter_for, next_poll_time, pause_after
 from exporter.client import CallStats, WhmcsClient
 from exporter.collectors.base import Collector, PollContext
 from exporter.collectors.registry import build_collectors
 from exporter.config import InstallationConfig, credentials_digest
 from exporter.errors import ShapeError, WhmcsError, scrub_secrets
 from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
-from exporter.state.saved import SavedInstallation, StatefulCollector, installation_key
+from exporter.state.resume import restore_collectors, resumed_snapshot, saved_installation
+from exporter.state.saved import SavedInstallation, installation_key
 from exporter.state.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -178,38 +179,21 @@ class InstallationPoller:
         """Take over what the last run saved: the collectors' state, the last success, a running back-off."""
         if saved is None:
             return
-        for collector in self.collectors:
-            if isinstance(collector, StatefulCollector) and collector.name in saved.collectors:
-                try:
-                    collector.restore_state(saved.collectors[collector.name])
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.warning("whmcs=%s collector=%s: saved state unusable (%s); it starts clean",
-                                self.installation.name, collector.name, exc)
-        self.snapshot = replace(self.snapshot, last_success_time=saved.last_success)
-        now, until = self.clock(), saved.backoff_until
-        if saved.backoff_reason not in ("auth", "rate_limit") or until is None or until <= now:
+        restore_collectors(self.collectors, saved, self.installation.name)
+        now = self.clock()
+        self.snapshot = resumed_snapshot(self.snapshot, saved, self.installation, now)
+        if self.snapshot.backoff_until is None:
             return
-        # Never longer than this run's settings allow (auth_backoff may have been shortened meanwhile).
-        longest = self.installation.auth_backoff if saved.backoff_reason == "auth" else MAX_RETRY_AFTER
-        until = min(until, now + longest)
-        failed = "authentication failed" if saved.backoff_reason == "auth" else "WHMCS was overloaded"
-        self.snapshot = replace(self.snapshot, backoff_reason=saved.backoff_reason, backoff_until=until,
-                                error=f"{failed} before the restart: paused until the back-off ends")
         self._auth_fingerprint = saved.backoff_fingerprint
-        if saved.backoff_reason == "auth" and self._credentials_changed():
+        if self.snapshot.backoff_reason == "auth" and self._credentials_changed():
             return  # the first poll tries the new credentials (and says so)
         log.warning("whmcs=%s: %s back-off from before the restart runs %s more: no call to WHMCS until then",
-                    self.installation.name, saved.backoff_reason, _human(until - now))
+                    self.installation.name, saved.backoff_reason, _human(self.snapshot.backoff_until - now))
 
     def _save(self) -> None:
-        if self.state is None:
-            return
-        snap = self.snapshot
-        self.state.save(self._state_key, SavedInstallation(
-            last_success=snap.last_success_time, backoff_reason=snap.backoff_reason,
-            backoff_until=snap.backoff_until,
-            backoff_fingerprint=self._auth_fingerprint if snap.backoff_reason == "auth" else None,
-            collectors={c.name: c.save_state() for c in self.collectors if isinstance(c, StatefulCollector)}))
+        if self.state is not None:
+            self.state.save(self._state_key, saved_installation(self.snapshot, self._auth_fingerprint,
+                                                                self.collectors))
 
     def _publish(self, snapshot: InstallationSnapshot) -> InstallationSnapshot:
         self.snapshot = snapshot
