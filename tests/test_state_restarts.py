@@ -218,3 +218,19 @@ def test_a_second_process_on_the_same_path_refuses_to_start(tmp_path):
             finally:
                 second.__exit__(None, None, None)
             assert up(after_polls(first, 1)) == 1.0  # the first one is untouched
+
+
+def test_demo_and_an_empty_path_keep_state_in_memory(tmp_path):
+    storage = tmp_path / "state"
+    default = os.path.join(os.getcwd(), "data")  # where the default path would put it for these processes
+    existed = os.path.exists(default)
+    with ExporterProcess(["--demo", f"--storage.path={storage}"]) as proc:
+        proc.wait_ready(timeout=30)
+        samples = proc.wait_for(lambda s: s.get("whmcs_up", whmcs="demo") == 1.0)
+        assert samples.get("whmcs_exporter_state_bytes") is None
+    assert not storage.exists(), "the demo's desk is new at every start: nothing to keep"
+    with Simulator(tickets=30) as sim, \
+            start(str(tmp_path), [steady_installation(sim)], ["--storage.path="]) as proc:
+        samples = after_polls(proc, 1)
+        assert up(samples) == 1.0 and samples.get("whmcs_exporter_state_bytes") is None
+    assert os.path.exists(default) == existed
