@@ -17,12 +17,12 @@ import tempfile
 import time
 from typing import Any
 
-from bench.bench_calls import Bench, DirectClient
 from exporter.collectors.base import PollContext
 from exporter.collectors.registry import build_collectors
 from exporter.poller import InstallationPoller
 from exporter.snapshot import SnapshotStore
 from exporter.state.store import StateStore
+from testkit.bench_calls import Bench, DirectClient
 
 NOW = 1_780_000_000.0
 INTERVAL = 60.0

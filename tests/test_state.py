@@ -186,6 +186,7 @@ store.save("k", saved(1))
 """
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("statements", [1, 2, 5, 100, 1500, 0])
 def test_kill_9_in_the_middle_of_a_write_leaves_the_last_committed_poll(tmp_path, statements):
     import subprocess

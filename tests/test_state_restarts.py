@@ -19,10 +19,12 @@ from exporter.simulator import CallRecord, Simulator
 from exporter.state.files import DB_NAME
 from exporter.state.saved import installation_key
 from exporter.state.store import StateStore
-from tests.exporter_process import ExporterProcess, Samples
-from tests.reliability import NAME, after_polls, installation, start, up, value, write_secret
+from testkit.exporter_process import ExporterProcess, Samples
+from testkit.reliability import NAME, after_polls, installation, start, up, value, write_secret
 from tests.test_auth_backoff import max_in_window
 from tests.test_multi_installation import assert_exact
+
+pytestmark = pytest.mark.process
 
 BUDGET = 20  # GetTicket calls per poll: the warm-up spans many restarts, then the cache is complete
 
