@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.collectors.first_response import FirstResponseCollector
-from exporter.config import InstallationConfig
+from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.simulator import CallRecord, Simulator
 from exporter.state.files import DB_NAME
 from exporter.state.saved import installation_key
@@ -41,7 +41,8 @@ def storage_args(directory: str) -> list[str]:
 
 def committed_tickets(storage: str, sim: Simulator) -> dict:
     """The first-response tickets the last committed poll saved, read the way a restart reads them."""
-    inst = InstallationConfig(name=NAME, url=sim.url, max_ticket_fetches_per_poll=BUDGET)
+    inst = InstallationConfig(name=NAME, url=sim.url, auth=ApiCredentials(Secret(sim.identifier), Secret(sim.secret)),
+                              max_ticket_fetches_per_poll=BUDGET)
     store = StateStore.open(storage)
     try:
         saved = store.load(installation_key(inst))
@@ -113,8 +114,8 @@ def test_kill_9_at_random_points_50_times(tmp_path):
                     complete_seen += 1
             assert complete_seen >= 1, "the warm-up never completed across the restarts"
         finally:
-            proc.stop()
-            proc.__exit__(None, None, None)
+            with contextlib.suppress(FileNotFoundError):  # the last one may be killed (and cleaned up) already
+                proc.__exit__(None, None, None)
 
 
 def first_poll_after(calls: list[CallRecord], before: list[CallRecord]) -> list[CallRecord]:
