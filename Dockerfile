@@ -24,7 +24,14 @@ COPY --from=builder /dist /dist
 RUN pip install --no-cache-dir /dist/*.whl \
     && rm -rf /dist \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin whmcs-exporter
+       --shell /usr/sbin/nologin whmcs-exporter \
+    && mkdir -p /var/lib/whmcs-ticket-exporter \
+    && chown 10001:10001 /var/lib/whmcs-ticket-exporter \
+    && chmod 0700 /var/lib/whmcs-ticket-exporter
+# State that survives restarts (docs/state.md): --storage.path defaults to data/ under the working
+# directory, so it lands in this volume, writable by the exporter's user.
+WORKDIR /var/lib/whmcs-ticket-exporter
+VOLUME ["/var/lib/whmcs-ticket-exporter"]
 USER 10001:10001
 EXPOSE 9720
 # slim has no curl: probe /healthz with the interpreter. Assumes the default listen port 9720.

@@ -22,10 +22,15 @@ from exporter.poller import InstallationPoller, start_pollers
 from exporter.render import SnapshotRenderer
 from exporter.server import ExporterHTTPServer, parse_listen_address, serve
 from exporter.snapshot import SnapshotStore
+from exporter.state.files import StateLocked
+from exporter.state.metrics import StateMetrics
+from exporter.state.saved import installation_key
+from exporter.state.store import StateStore
 
 log = logging.getLogger("exporter")
 
 EXIT_CONFIG = 2
+EXIT_STATE_LOCKED = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="export a built-in simulated WHMCS with live-looking tickets (no WHMCS needed)")
     parser.add_argument("--demo.listen-address", dest="demo_listen_address", default="127.0.0.1:0",
                         metavar="ADDR", help="where the --demo simulator listens (default: a free loopback port)")
+    parser.add_argument("--storage.path", dest="storage_path", default="data/", metavar="DIR",
+                        help="directory of the state that survives restarts (first-response cache, back-offs); "
+                             "\"\" keeps state in memory only; --demo never stores state (default data/)")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
     parser.add_argument("--version", action="version", version=f"whmcs-ticket-exporter {__version__}")
@@ -132,11 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(describe(config)))
         return 0
 
+    try:
+        # The demo's simulated desk is new at every start: state saved from it would describe another desk.
+        state = open_state(args.storage_path, config) if args.storage_path and not args.demo else None
+    except StateLocked as exc:
+        print(f"whmcs-ticket-exporter: {exc}", file=sys.stderr)
+        return EXIT_STATE_LOCKED
     store = SnapshotStore(i.name for i in config.installations)
-    pollers = [InstallationPoller(inst, store) for inst in config.installations]
+    pollers = [InstallationPoller(inst, store, state=state) for inst in config.installations]
     caps = {i.name: i.max_series for i in config.installations}
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotRenderer(store, lambda name: caps.get(name, 5000)))
+    if state is not None:
+        registry.register(StateMetrics(state))
 
     if args.once:
         return run_once(pollers, registry, simulator)
@@ -165,9 +181,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop.wait()
     server.shutdown()
     server.server_close()
+    if state is not None:
+        state.close()  # waits for a write in progress; the pollers write no more
     if simulator is not None:
         simulator.stop()
     return 0
+
+
+def open_state(path: str, config: Config) -> StateStore:
+    """The state store under `path`, with the state of installations no longer configured dropped."""
+    state = StateStore.open(path)
+    state.keep_only(installation_key(i) for i in config.installations)
+    log.info("state: %s", state.path)
+    return state
 
 
 def run_once(pollers: list[InstallationPoller], registry: CollectorRegistry, simulator: object | None) -> int:

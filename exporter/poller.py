@@ -26,6 +26,9 @@ from exporter.collectors.registry import build_collectors
 from exporter.config import InstallationConfig, credentials_digest
 from exporter.errors import ShapeError, WhmcsError, scrub_secrets
 from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
+from exporter.state.resume import restore_collectors, resumed_snapshot, saved_installation
+from exporter.state.saved import SavedInstallation, installation_key
+from exporter.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,8 @@ def credential_fingerprint(client: WhmcsClient) -> str | None:
 class InstallationPoller:
     def __init__(self, installation: InstallationConfig, store: SnapshotStore, *,
                  client: WhmcsClient | None = None, collectors: list[Collector] | None = None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 state: StateStore | None = None) -> None:
         self.installation = installation
         self.store = store
         self.stats = client.stats if client else CallStats()
@@ -63,6 +67,10 @@ class InstallationPoller:
             log.warning("whmcs=%s: auth_backoff %s allows 3 failed logins within 30 minutes: WHMCS would ban this "
                         "host's IP on wrong credentials; use more than 15 minutes", installation.name,
                         _human(installation.auth_backoff))
+        self.state = state
+        self._state_key = installation_key(installation)
+        if state is not None:
+            self._restore(state.load(self._state_key))
         store.put(self.snapshot)
 
     # -- one poll -----------------------------------------------------------------------------------
@@ -89,7 +97,7 @@ class InstallationPoller:
         if up:
             self._last_warning = None
         requests, failures = self.stats.totals()
-        return self._publish(replace(
+        published = self._publish(replace(
             snap,
             collectors=MappingProxyType(states),
             up=up,
@@ -105,6 +113,8 @@ class InstallationPoller:
             requests=MappingProxyType(requests),
             failures=MappingProxyType(failures),
         ))
+        self._save()
+        return published
 
     def _run_collectors(self, now: float) -> tuple[dict[str, CollectorState], WhmcsError | None]:
         """Each enabled collector's new state, and the failure that ended the poll (None if none did).
@@ -163,6 +173,27 @@ class InstallationPoller:
         self._log_pause(fatal, pause.seconds)
         # Counted from the failed answer, not from the poll's start: Retry-After means "after this answer".
         return pause.reason, self.clock() + pause.seconds
+
+    # -- state across restarts ----------------------------------------------------------------------------
+    def _restore(self, saved: SavedInstallation | None) -> None:
+        """Take over what the last run saved: the collectors' state, the last success, a running back-off."""
+        if saved is None:
+            return
+        restore_collectors(self.collectors, saved, self.installation.name)
+        now = self.clock()
+        self.snapshot = resumed_snapshot(self.snapshot, saved, self.installation, now)
+        if self.snapshot.backoff_until is None:
+            return
+        self._auth_fingerprint = saved.backoff_fingerprint
+        if self.snapshot.backoff_reason == "auth" and self._credentials_changed():
+            return  # the first poll tries the new credentials (and says so)
+        log.warning("whmcs=%s: %s back-off from before the restart runs %s more: no call to WHMCS until then",
+                    self.installation.name, saved.backoff_reason, _human(self.snapshot.backoff_until - now))
+
+    def _save(self) -> None:
+        if self.state is not None:
+            self.state.save(self._state_key, saved_installation(self.snapshot, self._auth_fingerprint,
+                                                                self.collectors))
 
     def _publish(self, snapshot: InstallationSnapshot) -> InstallationSnapshot:
         self.snapshot = snapshot

@@ -55,7 +55,8 @@ class InstallationSnapshot:
 
     @property
     def completed_a_poll(self) -> bool:
-        return self.polls > 0
+        """A poll ended, or a back-off saved before a restart stands for the failed poll that started it."""
+        return self.polls > 0 or self.backoff_until is not None
 
     def fresh_parts(self, now: float) -> Iterable[tuple[str, Part]]:
         """Parts young enough to export: older data is dropped so dashboards show a gap, not frozen numbers."""

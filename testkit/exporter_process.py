@@ -7,6 +7,7 @@ config or environment, wait until it is ready, scrape /metrics, read its log.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -59,6 +60,12 @@ class ExporterProcess:
         self.port = port or free_port()
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+        # Each process gets its own state directory unless the test names one: `data/` under the working
+        # directory would be shared by every test (and locked by the first).
+        self.own_storage = None
+        if not any(a.startswith("--storage.path") for a in args):
+            self.own_storage = tempfile.mkdtemp(prefix="exporter-state-")
+            args = [*args, f"--storage.path={self.own_storage}"]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("WHMCS_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(
@@ -109,6 +116,8 @@ class ExporterProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         os.unlink(self.log_file.name)
+        if self.own_storage is not None:
+            shutil.rmtree(self.own_storage, ignore_errors=True)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float) -> int:

@@ -605,3 +605,59 @@ def test_systemd_analyze_verify(tmp_path):
         if line.strip() and "is not executable" not in line and "No such file" not in line
     ]
     assert not problems, problems
+
+
+# ================================================================ state across restarts (docs/state.md)
+
+STATE_DIR = "/var/lib/whmcs-ticket-exporter"
+
+
+def default_storage_path() -> str:
+    from exporter.cli import build_parser
+
+    return build_parser().parse_args([]).storage_path
+
+
+def test_image_keeps_its_state_in_a_volume_its_user_can_write():
+    runtime = parse_dockerfile(ROOT / "Dockerfile")[-1]
+    instr: dict[str, list[str]] = {}
+    for i, a in runtime["instructions"]:
+        instr.setdefault(i, []).append(a)
+    workdir = instr["WORKDIR"][-1]
+    storage = os.path.normpath(os.path.join(workdir, default_storage_path()))
+    volumes = [v for a in instr["VOLUME"] for v in (json.loads(a) if a.startswith("[") else a.split())]
+    assert volumes == [STATE_DIR] and storage.startswith(STATE_DIR + "/"), (volumes, storage)
+    assert not any("--storage.path" in a for a in instr.get("CMD", [])), "the default path is the volume's"
+    user = instr["USER"][-1].split(":")[0]
+    run_steps = " && ".join(instr["RUN"])
+    assert re.search(rf"chown {user}(:\d+)? {re.escape(STATE_DIR)}\b", run_steps), "the volume is the user's"
+    # Declared after it is prepared: Docker copies the directory's owner into a new named volume.
+    order = [i for i, _ in runtime["instructions"]]
+    assert order.index("VOLUME") > max(k for k, i in enumerate(order) if i == "RUN")
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.whmcs.yml"])
+def test_compose_mounts_a_named_volume_for_the_state(name):
+    doc = yaml.safe_load((ROOT / "deploy" / name).read_text())
+    mounts = dict(v.split(":")[1::-1] for v in doc["services"]["exporter"].get("volumes", []))
+    volume = mounts.get(STATE_DIR)
+    assert volume is not None and not volume.startswith((".", "/")), "a named volume, not a bind mount"
+    assert volume in doc["volumes"]
+    assert not any("--storage.path" in a for a in doc["services"]["exporter"]["command"])
+
+
+def test_kubernetes_mounts_an_empty_dir_for_the_state():
+    pod = k8s_docs()["deployment.yaml"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts[STATE_DIR]], "survives container restarts"
+    assert not any("--storage.path" in a for a in container["args"]) and "workingDir" not in container
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]  # the emptyDir is writable
+
+
+def test_systemd_keeps_state_in_its_state_directory():
+    unit = (ROOT / "deploy/systemd/whmcs-ticket-exporter.service").read_text()
+    assert re.search(r"^StateDirectory=whmcs-ticket-exporter$", unit, re.M)
+    (exec_start,) = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    assert "--storage.path=%S/whmcs-ticket-exporter" in exec_start.split()

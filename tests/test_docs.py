@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from exporter.simulator import Simulator
+from testkit.exporter_process import write_config
+from testkit.reliability import installation
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 METRICS = ROOT / "docs" / "metrics.md"
@@ -49,12 +53,24 @@ def exported_metrics(exposition: str) -> dict[str, tuple[str, frozenset[str] | N
     return out
 
 
+def state_metrics(tmp_path: Path, sim: Simulator) -> dict[str, tuple[str, frozenset[str] | None]]:
+    """The state store's metrics, from a run that keeps state (`--demo` keeps none: docs/state.md)."""
+    config = write_config(str(tmp_path), [installation(sim)])
+    proc = subprocess.run([sys.executable, "-m", "exporter", "--once", f"--config.file={config}",
+                           f"--storage.path={tmp_path / 'state'}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    found = {n: v for n, v in exported_metrics(proc.stdout).items() if n.startswith("whmcs_exporter_state_")}
+    assert len(found) == 3, found
+    return found
+
+
 @pytest.mark.process
-def test_metric_table_equals_what_the_exporter_exports():
+def test_metric_table_equals_what_the_exporter_exports(tmp_path, simulators):
     proc = subprocess.run([sys.executable, "-m", "exporter", "--demo", "--once"], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     exported = exported_metrics(proc.stdout)
+    exported.update(state_metrics(tmp_path, simulators(tickets=30)))
     documented = documented_metrics()
     assert set(exported) == set(documented), (f"exported only: {sorted(set(exported) - set(documented))}, "
                                               f"documented only: {sorted(set(documented) - set(exported))}")

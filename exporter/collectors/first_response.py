@@ -20,6 +20,7 @@ from exporter.collectors.ticket_replies import parse_ticket_replies, summarise
 from exporter.collectors.window_listing import FULL_PASS_INTERVAL, MAX_LIST_PAGES_PER_POLL, Tracked, WindowListing
 from exporter.errors import NotFound
 from exporter.families import FROM_LAST_POLL, FamilySink
+from exporter.state.saved import SavedCollector
 
 if TYPE_CHECKING:
     from exporter.config import InstallationConfig
@@ -70,6 +71,7 @@ class FirstResponseCollector:
     def __init__(self, installation: InstallationConfig, full_pass_interval: float = FULL_PASS_INTERVAL,
                  max_list_pages: int = MAX_LIST_PAGES_PER_POLL) -> None:
         self.window = installation.response_window
+        self.ignore_assignments = installation.ignore_department_assignments
         self.budget = installation.max_ticket_fetches_per_poll
         self.listing = WindowListing(full_pass_interval, max_list_pages)
         self.last_fetches = 0  # GetTicket calls of the last poll, for tests and logs
@@ -98,6 +100,25 @@ class FirstResponseCollector:
             oldest_without_staff_reply_age=summary.oldest_without_staff_reply_age,
             coverage=self._coverage(summary.known), fetches=self.last_fetches,
             staff_replied=frozenset(i for i, t in self.tickets.items() if t.first_staff_reply is not None))
+
+    # -- state across restarts (exporter/state): a restart costs one ordinary poll, not a warm-up -------------
+    def _settings(self) -> list:
+        """What the saved tickets depend on: other settings list other tickets, so the state is not reused."""
+        return [self.window, self.ignore_assignments]
+
+    def save_state(self) -> SavedCollector:
+        return SavedCollector(
+            scalars={"settings": self._settings(), "listing": self.listing.export_state()},
+            items={ident: (t.opened, t.lastreply, t.read_at, t.first_staff_reply, t.unreadable, t.listed)
+                   for ident, t in self.tickets.items()})
+
+    def restore_state(self, saved: SavedCollector) -> None:
+        if list(saved.scalars["settings"]) != self._settings():
+            log.info("first_response: response window or department setting changed since the state was saved: "
+                     "listing the window afresh")
+            return
+        tickets = {int(ident): _tracked(item) for ident, item in saved.items.items()}
+        self.listing.import_state(saved.scalars["listing"], tickets)
 
     def _coverage(self, known: int) -> float:
         """`known / tracked` once the window is listed; before, a lower bound of the true share (the tickets
@@ -133,3 +154,11 @@ class FirstResponseCollector:
             last = max(current.lastreply, found.lastreply or current.lastreply)
             self.tickets[ident] = replace(current, lastreply=last, read_at=last,
                                           first_staff_reply=found.first_staff_reply, unreadable=False)
+
+
+def _tracked(item: tuple) -> Tracked:
+    opened, lastreply, read_at, first_staff_reply, unreadable, listed = item
+    return Tracked(opened=float(opened), lastreply=float(lastreply),
+                   read_at=None if read_at is None else float(read_at),
+                   first_staff_reply=None if first_staff_reply is None else float(first_staff_reply),
+                   unreadable=bool(unreadable), listed=int(listed))

@@ -246,3 +246,33 @@ class WindowListing:
         self._rerun = p.rerun
         self._suspect = max(0, self._suspect - p.settles)
 
+
+    # -- state across restarts ---------------------------------------------------------------------------
+    def export_state(self) -> dict:
+        """The cursors and watermarks (JSON-able); `tickets` are saved by the collector that shares them."""
+        p = self._pass
+        return {"newest": self._newest, "total": self._total, "max_id": self._max_id, "last_full": self._last_full,
+                "passes": self._passes, "listed": self._listed, "rerun": self._rerun, "suspect": self._suspect,
+                "pass": None if p is None else [p.number, p.cursor, p.done, p.top_seen, p.rerun, p.settles]}
+
+    def import_state(self, state: dict, tickets: dict[int, Tracked]) -> None:
+        """Take over exported cursors and the tickets they describe; raises (changing nothing) if malformed."""
+        number, cursor, done, top_seen, rerun, settles = state["pass"] if state["pass"] is not None else [None] * 6
+        full = None if number is None else FullPass(int(number), int(cursor), bool(done), bool(top_seen),
+                                                    bool(rerun), int(settles))
+        values = (_opt_float(state["newest"]), _opt_int(state["total"]), int(state["max_id"]),
+                  _opt_float(state["last_full"]), int(state["passes"]), bool(state["listed"]),
+                  bool(state["rerun"]), int(state["suspect"]))
+        (self._newest, self._total, self._max_id, self._last_full, self._passes, self._listed, self._rerun,
+         self._suspect) = values
+        self._pass = full
+        self.tickets.clear()
+        self.tickets.update(tickets)
+
+
+def _opt_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
