@@ -14,6 +14,7 @@ import re
 import threading
 import time
 import urllib.parse
+import zlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
+import urllib3
 
 from exporter import __version__
 from exporter.bearer import GRANT_ACTION, OAuth2PasswordGrant, StaticToken, TokenSource, kebab_case
@@ -40,8 +42,17 @@ from exporter.errors import (
     WhmcsError,
     scrub_secrets,
 )
+from exporter.transport import (
+    ACCEPT_ENCODING,
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    Deadline,
+    DeadlinePassed,
+    UnknownEncoding,
+    read_body,
+    watched_session,
+)
 
-MAX_BODY_BYTES = 128 * 1024 * 1024
 _MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 _AUTH_MESSAGES = (
     "ip banned", "invalid ip", "invalid access key", "invalid or missing credentials",
@@ -188,7 +199,7 @@ class WhmcsClient:
     def __init__(self, installation: InstallationConfig, session: requests.Session | None = None,
                  stats: CallStats | None = None, tokens: TokenSource | None = None) -> None:
         self.installation = installation
-        self.session = session or requests.Session()
+        self.session = watched_session(session)
         self.session.headers["User-Agent"] = f"whmcs-ticket-exporter/{__version__}"
         self.stats = stats or CallStats()
         self.endpoint = installation.url + "/includes/api.php"
@@ -249,7 +260,7 @@ class WhmcsClient:
                 secrets = self.secret_values(self.credentials())
             except OSError:
                 secrets = self.secret_values({})
-            raise scrub_secrets(exc, secrets) from None
+            raise scrub_secrets(exc, secrets).with_traceback(None) from None
 
     def _call_whmcs(self, action: str, form: dict[str, str]) -> dict[str, Any]:
         try:
@@ -285,36 +296,58 @@ class WhmcsClient:
 
     def _post(self, action: str, url: str, data: Mapping[str, str],
               headers: Mapping[str, str]) -> tuple[int, bytes, float | None]:
-        """POST and read the whole body within `timeout` seconds in total, not per socket read."""
-        inst = self.installation
-        deadline = time.monotonic() + inst.timeout
-        verify: bool | str = inst.ca_file if inst.ca_file else inst.tls_verify
+        """POST and read the whole answer within `timeout` seconds in total (connect to last byte), at most
+        MAX_ANSWER_BYTES of it. Errors carry no traceback or context: a kept error must not keep a buffer."""
         try:
-            response = self.session.post(url, data=data, headers=dict(headers), timeout=inst.timeout,
-                                         verify=verify, stream=True, allow_redirects=False)
-            with response:
-                chunks, size = [], 0
-                for chunk in response.iter_content(64 * 1024):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        raise InvalidResponse(action, f"answer larger than {MAX_BODY_BYTES} bytes")
-                    if time.monotonic() > deadline:
-                        raise CallTimeout(action, f"no complete answer within {inst.timeout:g}s")
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                return response.status_code, b"".join(chunks), retry_after
-        except requests.exceptions.Timeout:
-            raise CallTimeout(action, f"no answer within {inst.timeout:g}s") from None
-        except requests.exceptions.SSLError as exc:
-            raise ConnectionFailed(action, f"TLS failed: {_root_cause(exc)} (check ca_file / tls_verify)") from None
-        except requests.exceptions.InvalidHeader:
-            # Its message quotes the header value (a token): never pass it on.
-            raise ConnectionFailed(action, "invalid request header: a credential or token contains whitespace or "
-                                   "control characters (check the secret/token file)") from None
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-            raise ConnectionFailed(action, "connection broken in the middle of the answer") from None
-        except requests.exceptions.RequestException as exc:
-            raise ConnectionFailed(action, _connection_message(exc)) from None
+            return self._bounded_post(action, url, data, headers)
+        except WhmcsError as exc:
+            exc.__context__ = exc.__cause__ = None
+            raise exc.with_traceback(None) from None
+
+    def _bounded_post(self, action: str, url: str, data: Mapping[str, str],
+                      headers: Mapping[str, str]) -> tuple[int, bytes, float | None]:
+        inst = self.installation
+        verify: bool | str = inst.ca_file if inst.ca_file else inst.tls_verify
+        deadline = Deadline(inst.timeout)
+        try:
+            with deadline:
+                response = self.session.post(url, data=data, headers={**headers, "Accept-Encoding": ACCEPT_ENCODING},
+                                             timeout=inst.timeout, verify=verify, stream=True, allow_redirects=False)
+                with response:
+                    body = read_body(response)
+                    if deadline.expired:  # the watchdog's shutdown can look like the end of the body
+                        raise DeadlinePassed()
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    return response.status_code, body, retry_after
+        except AnswerTooLarge:
+            raise InvalidResponse(action, f"answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MiB, "
+                                  "not read further") from None
+        except UnknownEncoding as exc:
+            raise InvalidResponse(action, f"answer in an encoding not asked for: {exc}") from None
+        except (DeadlinePassed, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
+            raise CallTimeout(action, f"no complete answer within {inst.timeout:g}s") from None
+        except Exception as exc:
+            if deadline.expired:  # any error after the watchdog fired is its doing
+                raise CallTimeout(action, f"no complete answer within {inst.timeout:g}s") from None
+            raise _transport_error(action, exc) from None
+
+
+def _transport_error(action: str, exc: Exception) -> WhmcsError:
+    """A requests/urllib3/zlib failure as a typed error."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConnectionFailed(action, f"TLS failed: {_root_cause(exc)} (check ca_file / tls_verify)")
+    if isinstance(exc, requests.exceptions.InvalidHeader):
+        # Its message quotes the header value (a token): never pass it on.
+        return ConnectionFailed(action, "invalid request header: a credential or token contains whitespace or "
+                                "control characters (check the secret/token file)")
+    if isinstance(exc, zlib.error):
+        return InvalidResponse(action, "answer declared gzip/deflate but does not decompress")
+    if isinstance(exc, requests.exceptions.RequestException) and not isinstance(
+            exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return ConnectionFailed(action, _connection_message(exc))
+    if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)):
+        return ConnectionFailed(action, "connection broken in the middle of the answer")
+    raise exc
 
 
 def _root_cause(exc: BaseException) -> str:

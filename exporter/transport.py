@@ -1,0 +1,191 @@
+"""Reading one HTTP answer within a deadline and a size cap, whatever the server sends.
+
+`requests` bounds each socket read, not the whole answer: a server (or proxy)
+trickling one byte per second keeps a call alive as long as it likes. Here a
+watchdog timer shuts the call's socket down at the deadline, which wakes any
+blocked read (headers, TLS handshake or body), and the call then fails as a
+timeout. The body is read raw and counted while it streams; gzip/deflate are
+decompressed piece by piece under the same cap, so neither a huge answer nor a
+compression bomb ever sits in memory beyond `MAX_ANSWER_BYTES`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+# The largest real answer is a GetTickets page of 250 tickets (the largest limitnum the collectors ask for):
+# about 1 KB of JSON per ticket in WHMCS 8, so ~250 KB; GetTicket with a long thread can be larger. 4 MiB leaves
+# ample room while a hostile answer of that size, parsed (JSON expands up to ~20x in Python objects), stays
+# well inside the shipped 256 Mi Kubernetes limit (see docs/reliability.md for the measured peaks).
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+READ_SIZE = 16 * 1024
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class AnswerTooLarge(Exception):
+    """The (decompressed) answer exceeded the cap."""
+
+
+class DeadlinePassed(Exception):
+    """The watchdog cut the call at its deadline."""
+
+
+class UnknownEncoding(Exception):
+    """A Content-Encoding we did not offer."""
+
+
+_in_flight = threading.local()
+
+
+def _register(connection: HTTPConnection) -> None:
+    """Remember the connection the current thread's call uses, for its watchdog."""
+    watch = getattr(_in_flight, "watch", None)
+    if watch is not None:
+        watch.connections.append(connection)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:  # the TLS handshake happens here, before request()
+        _register(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections can be cut by the calling thread's `Deadline`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        return manager
+
+
+def watched_session(session: requests.Session | None = None) -> requests.Session:
+    session = session or requests.Session()
+    adapter = WatchedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class Deadline:
+    """`with Deadline(seconds):` around one call; past the deadline its sockets are shut down.
+
+    `expired` tells the caller that whatever the read returned (an error, or a body cut short that looks
+    complete) is the watchdog's doing.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.connections: list[HTTPConnection] = []
+        self.expired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        _in_flight.watch = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._timer.cancel()
+            self._done = True
+            _in_flight.watch = None
+            self.connections = []
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for connection in self.connections:
+                sock = getattr(connection, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in the calling thread
+                    except OSError:
+                        pass
+
+
+def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """The whole body, decoded from gzip/deflate, at most `limit` bytes after decoding."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    raw = _raw_chunks(response)
+    if encoding in ("", "identity"):
+        return _collect(raw, limit)
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        # wbits 47 reads a gzip or zlib header; a raw deflate stream (some servers send one) needs -15.
+        return _collect(_inflate(raw, limit, 47 if encoding != "deflate" else None), limit)
+    raise UnknownEncoding(encoding[:40])
+
+
+def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    # decode_content=False: urllib3 would inflate a whole read at once, a bomb included.
+    yield from response.raw.stream(READ_SIZE, decode_content=False)
+
+
+def _collect(chunks: Iterator[bytes], limit: int) -> bytes:
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLarge()
+    return bytes(body)
+
+
+def _inflate(chunks: Iterator[bytes], limit: int, wbits: int | None) -> Iterator[bytes]:
+    """Inflate piece by piece, never producing more than `limit` + 1 bytes in total."""
+    inflater: Any = None
+    produced = 0
+    for chunk in chunks:
+        if inflater is None:
+            inflater = zlib.decompressobj(wbits if wbits is not None else _deflate_wbits(chunk))
+        pending = chunk
+        while pending and not inflater.eof:
+            piece = inflater.decompress(pending, limit + 1 - produced)
+            produced += len(piece)
+            yield piece
+            if produced > limit:
+                return
+            pending = inflater.unconsumed_tail
+    if inflater is not None:
+        yield inflater.flush()
+
+
+def _deflate_wbits(first: bytes) -> int:
+    """`Content-Encoding: deflate` is meant to be zlib-wrapped; some servers send raw deflate."""
+    if len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0:
+        return 15
+    return -15
