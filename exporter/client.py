@@ -13,7 +13,6 @@ import json
 import re
 import threading
 import time
-import urllib.parse
 import zlib
 from collections import Counter
 from collections.abc import Mapping
@@ -245,9 +244,8 @@ class WhmcsClient:
                 pass
         if self.tokens is not None:
             values += self.tokens.secret_values()
-        values = list(dict.fromkeys(v for v in values if v))
-        # A page echoing the form body shows the values URL-encoded.
-        return values + [encoded for v in values if (encoded := urllib.parse.quote_plus(v)) != v]
+        # scrub_secrets also looks for every encoding of them.
+        return list(dict.fromkeys(v for v in values if v))
 
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         form = {k: str(v) for k, v in (params or {}).items()}

@@ -8,6 +8,11 @@ the action name, the HTTP status and what WHMCS said.
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import urllib.parse
+
 REASONS = (
     "auth",
     "permission",
@@ -19,6 +24,9 @@ REASONS = (
     "rate_limited",
     "unsupported",
 )
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class WhmcsError(Exception):
@@ -34,7 +42,8 @@ class WhmcsError(Exception):
         self.retry_after = retry_after
         # The server said it is overloaded (429/503): the poller backs off exponentially.
         self.overloaded = overloaded or retry_after is not None
-        self.message = " ".join(message.split())  # one line, always
+        # One line, always; a lone surrogate (JSON's \\ud800 can carry one) would fail every UTF-8 encode later.
+        self.message = _SURROGATES.sub("\ufffd", " ".join(message.split()))
         prefix = f"{action}: " if action else ""
         http = f"HTTP {status}: " if status is not None else ""
         super().__init__(f"{prefix}{http}{self.message}")
@@ -126,17 +135,68 @@ class ShapeError(InvalidResponse):
         return False
 
 
+MASK = "***"
+# A secret cut short (a page quoting 200 characters, a gateway echoing 20 of 22) is still scrubbed when at least
+# this much of it shows; shorter secrets only when whole.
+_MIN_PART = 8
+
+
 def scrub_secrets(exc: WhmcsError, secrets: list[str]) -> WhmcsError:
-    """Defence in depth: a WAF or debug page may echo the request; never let a secret through."""
-    for secret in secrets:
-        if len(secret) >= 4 and secret in exc.message:
-            exc.message = exc.message.replace(secret, "***")
-            exc.args = (str(exc.args[0]).replace(secret, "***"),)
-        # Messages quote at most 200 characters of a page, so an echoed secret may be cut in half at the end.
-        for size in range(len(secret) - 1, 3, -1):
-            if exc.message.endswith(secret[:size]):
-                exc.message = exc.message[:-size] + "***"
-                text = str(exc.args[0])
-                exc.args = (text[:-size] + "***" if text.endswith(secret[:size]) else text,)
-                break
+    """Defence in depth: a WAF or debug page may echo the request; never let a secret through, in any encoding
+    a server may echo it in, whole or cut anywhere."""
+    variants = sorted({v for secret in secrets if len(secret) >= 4 for v in encodings(secret)}, key=len, reverse=True)
+    if variants:
+        exc.message = scrub_text(exc.message, variants)
+        exc.args = (scrub_text(str(exc.args[0]), variants),)
     return exc
+
+
+def encodings(secret: str) -> set[str]:
+    """The secret as a server may echo it: raw, form/URL-encoded (+ or %20, upper or lower case hex), HTML
+    entities, JSON string escapes, and HTML-escaped URL encoding."""
+    url = {urllib.parse.quote_plus(secret), urllib.parse.quote(secret, safe="")}
+    url |= {_PERCENT.sub(lambda m: m.group(0).lower(), form) for form in url}
+    escaped = html.escape(secret)
+    json_forms = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    json_forms |= {form.replace("/", "\\/") for form in json_forms}
+    return {secret, escaped, escaped.replace("&#x27;", "&#39;"), *url, *json_forms}
+
+
+_PERCENT = re.compile("%[0-9A-F]{2}")
+
+
+def scrub_text(text: str, variants: list[str]) -> str:
+    """`text` with every variant masked, whole or as a piece of at least _MIN_PART characters cut at either end."""
+    for variant in variants:
+        text = text.replace(variant, MASK)
+    spans = sorted(span for variant in variants if len(variant) > _MIN_PART for span in _pieces(text, variant))
+    masked, last = [], 0
+    for start, end in spans:
+        if end <= last:
+            continue
+        if start >= last:
+            masked.append(text[last:start])
+            masked.append(MASK)
+        last = end
+    return "".join(masked) + text[last:] if spans else text
+
+
+def _pieces(text: str, variant: str) -> list[tuple[int, int]]:
+    """Spans of `text` that start like `variant` (cut at their end) or end like it (cut at their start)."""
+    spans = []
+    head, tail = variant[:_MIN_PART], variant[-_MIN_PART:]
+    start = text.find(head)
+    while start != -1:
+        end = start + _MIN_PART
+        while end < len(text) and end - start < len(variant) and text[end] == variant[end - start]:
+            end += 1
+        spans.append((start, end))
+        start = text.find(head, start + 1)
+    stop = text.find(tail)
+    while stop != -1:
+        begin, end = stop, stop + _MIN_PART
+        while begin > 0 and end - begin < len(variant) and text[begin - 1] == variant[-(end - begin) - 1]:
+            begin -= 1
+        spans.append((begin, end))
+        stop = text.find(tail, stop + 1)
+    return spans

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
 LEVELS = ("debug", "info", "warn", "error")
 
 
+# C0 and C1 controls, DEL and lone surrogates: a WHMCS message or a client's request line could carry ESC
+# sequences (terminal injection), NUL or BEL; they are written as \xNN / \uNNNN instead.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return _UNPRINTABLE.sub(_escape, " ".join(text.split()))
 
 
 def _fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, str]:
