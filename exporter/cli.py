@@ -18,6 +18,7 @@ from exporter.collectors.registry import REGISTRY
 from exporter.config import ApiCredentials, Config, ConfigError, InstallationConfig, Secret, load
 from exporter.config.reference import describe
 from exporter.config.sla import parse_sla
+from exporter.connections import DEFAULT_MAX_CONNECTIONS, FD_RESERVE
 from exporter.poller import InstallationPoller, start_pollers
 from exporter.render import SnapshotRenderer
 from exporter.server import ExporterHTTPServer, parse_listen_address, serve
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="address to serve /metrics on (default :9720)")
     parser.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
                         help="exporter-toolkit style web config: TLS and basic auth for the HTTP endpoints")
+    parser.add_argument("--web.max-connections", dest="max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                        metavar="N", help="HTTP connections held at once; when full, the longest-idle one is closed "
+                        f"for a new one (lowered to the open-files limit minus {FD_RESERVE}; default %(default)s)")
     parser.add_argument("--config.check", dest="config_check", action="store_true",
                         help="validate the configuration and exit (0 valid, 2 invalid)")
     parser.add_argument("--once", action="store_true",
@@ -159,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         host, port = parse_listen_address(args.listen_address)
-        server = ExporterHTTPServer((host, port), registry, store, authenticate=authenticate)
+        server = ExporterHTTPServer((host, port), registry, store, authenticate=authenticate,
+                                    max_connections=args.max_connections)
     except (ValueError, OSError) as exc:
         print(f"whmcs-ticket-exporter: cannot listen on {args.listen_address}: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -9,14 +9,14 @@ an installation's max age are left out; the exporter's own metrics stay.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter import __version__
-from exporter.families import FamilySink
+from exporter.cuts import CutCounter
+from exporter.families import CapReport, FamilySink
 from exporter.snapshot import InstallationSnapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ HELP_SAMPLE = ("Share of the tickets a collector read to compute its numbers (1 
                "still being read; first_response: the share of the response window whose replies are known).")
 HELP_COLLECTOR_DURATION = "How long the collector took in the last poll, in seconds."
 HELP_COLLECTOR_LAST_SUCCESS = "Unix time at which the collector last succeeded."
-HELP_DROPPED = "Series not exported because the installation exceeded max_series (runaway label values)."
 HELP_BUILD = "Build information of whmcs-ticket-exporter; always 1."
 
 
@@ -52,26 +51,26 @@ class SnapshotRenderer:
         self.store = store
         self.max_series = max_series
         self.clock = clock
-        # Per installation, what the cap dropped so far: a counter that only grows with scrapes.
-        self._dropped: dict[str, int] = {}
-        self._dropped_lock = threading.Lock()
+        self._cuts = CutCounter()
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
         snapshots = self.store.all()
         sink = FamilySink()
+        reports: dict[str, CapReport] = {}
         for snap in snapshots:
             sink.start_installation(self.max_series(snap.name))
             for name, part in snap.fresh_parts(now):
+                sink.start_part(name)
                 try:
                     part.families(sink)
                 except Exception:  # a rendering bug must cost one part, never the scrape
                     log.exception("whmcs=%s: cannot render collector %s", snap.name, name)
-            if sink.dropped:
-                with self._dropped_lock:
-                    self._dropped[snap.name] = self._dropped.get(snap.name, 0) + sink.dropped
+            reports[snap.name] = report = sink.finish_installation()
+            self._cuts.count(snap, report, self.max_series(snap.name))
         yield from sink.families()
         yield from self._exporter_families(snapshots, now)
+        yield from self._cuts.families(snapshots, reports)
 
     def describe(self) -> list[Metric]:
         return []  # families vary with the data: tell the registry not to call collect() at registration
@@ -96,7 +95,6 @@ class SnapshotRenderer:
                                                labels=["whmcs", "collector"])
         collector_last_success = GaugeMetricFamily("whmcs_exporter_collector_last_success_timestamp_seconds",
                                                    HELP_COLLECTOR_LAST_SUCCESS, labels=["whmcs", "collector"])
-        dropped = CounterMetricFamily("whmcs_exporter_series_dropped", HELP_DROPPED, labels=["whmcs"])
         for snap in snapshots:
             name = snap.name
             up.add_metric([name], 1.0 if snap.up else 0.0)
@@ -127,8 +125,7 @@ class SnapshotRenderer:
                                    and snap.backoff_until is not None and snap.backoff_until > now else 0.0)
             if snap.next_poll_time is not None:
                 next_poll.add_metric([name], snap.next_poll_time)
-            dropped.add_metric([name], self._dropped.get(name, 0))
         build = GaugeMetricFamily("whmcs_exporter_build_info", HELP_BUILD, labels=["version"])
         build.add_metric([__version__], 1.0)
         yield from (up, success, last_success, last_poll, duration, poll_calls, polls, poll_failures, requests,
-                    failures, backoff, next_poll, sample, collector_duration, collector_last_success, dropped, build)
+                    failures, backoff, next_poll, sample, collector_duration, collector_last_success, build)

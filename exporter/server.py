@@ -7,10 +7,12 @@ basic auth come from `--web.config.file` (see `web_config`).
 
 from __future__ import annotations
 
+import errno
 import html
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +23,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
+from exporter.connections import DEFAULT_MAX_CONNECTIONS, ConnectionTable, connection_limit
 from exporter.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
 
 
+# A GET body (which no client of ours sends) is read and thrown away up to this size, refused beyond it.
+MAX_GET_BODY = 64 * 1024
 # A client gets this long to complete the TLS handshake, in its own thread (see finish_request).
 HANDSHAKE_TIMEOUT = 10.0
 
@@ -33,16 +38,40 @@ HANDSHAKE_TIMEOUT = 10.0
 class ExporterHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    # A flood fills the accept queue; a deep one keeps a scrape's SYN from being dropped (a 1 s retransmit).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], registry: CollectorRegistry, store: SnapshotStore,
-                 authenticate: Callable[[str | None], bool] | None = None) -> None:
+                 authenticate: Callable[[str | None], bool] | None = None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self.registry = registry
         self.store = store
         self.authenticate = authenticate
+        self.connections = ConnectionTable(connection_limit(max_connections))
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        try:
+            return super().get_request()
+        except OSError as exc:
+            # Out of file descriptors: the listening socket stays readable, so without a pause the loop would spin
+            # at 100% CPU; an idle connection gives its descriptor back for the next accept().
+            if exc.errno in (errno.EMFILE, errno.ENFILE) and not self.connections.make_room():
+                time.sleep(0.05)
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.admit(request):
+            log.debug("connection from %s refused: %d connections busy", client_address[0], len(self.connections))
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.remove(request)
+        super().shutdown_request(request)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs in the connection's thread: do the TLS handshake here, never in the accept loop.
@@ -62,8 +91,8 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints a traceback to stderr for every dropped connection; keep the log one-line.
-        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
+        # socketserver prints a traceback to stderr for every dropped connection: one debug line instead.
+        log.debug("connection from %s ended: %s", client_address[0], sys.exc_info()[1])
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -75,13 +104,24 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = f"whmcs-ticket-exporter/{__version__}"
 
+    def handle_one_request(self) -> None:
+        self.server.connections.waiting(self.connection)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed:
+            self.server.connections.answering(self.connection)
+        return parsed
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         try:
+            if not self._discard_body():
+                return
             path = self.path.split("?", 1)[0]
             # Liveness/readiness probes (Docker HEALTHCHECK, kubelet) carry no credentials and disclose
             # nothing, so basic auth guards every path but these two.
-            if path not in ("/healthz", "/readyz") and self.server.authenticate is not None \
-                    and not self.server.authenticate(self.headers.get("Authorization")):
+            if path not in ("/healthz", "/readyz") and not self._authenticated():
                 self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
                            {"WWW-Authenticate": 'Basic realm="whmcs-ticket-exporter"'})
                 return
@@ -93,12 +133,14 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/readyz":
                 pending = [s.name for s in self.server.store.all() if not s.completed_a_poll]
                 if pending:
-                    self._send(503, f"waiting for first poll: {', '.join(pending)}\n".encode(),
+                    # Installation names only to those who may see /metrics; a probe needs the status alone.
+                    names = f": {', '.join(pending)}" if self._authenticated() else ""
+                    self._send(503, f"waiting for first poll{names}\n".encode("utf-8", "replace"),
                                "text/plain; charset=utf-8")
                 else:
                     self._send(200, b"OK\n", "text/plain; charset=utf-8")
             elif path == "/":
-                self._send(200, landing_page(self.server.store).encode(), "text/html; charset=utf-8")
+                self._send(200, landing_page(self.server.store).encode("utf-8", "replace"), "text/html; charset=utf-8")
             else:
                 self._send(404, b"Not Found: try /metrics\n", "text/plain; charset=utf-8")
         except (BrokenPipeError, ConnectionResetError):
@@ -109,6 +151,25 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(500, b"internal error, see the exporter's log\n", "text/plain; charset=utf-8")
             except OSError:
                 pass
+
+    def _authenticated(self) -> bool:
+        return self.server.authenticate is None or self.server.authenticate(self.headers.get("Authorization"))
+
+    def _discard_body(self) -> bool:
+        """Read a GET's body, if it has one, so it is never taken for the next request on the connection (request
+        smuggling behind a proxy); a chunked or oversized one is refused and the connection closed."""
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") is not None or (length is not None and not length.isdigit()):
+            self.close_connection = True
+            self._send(400, b"Bad Request: a GET has no body\n", "text/plain; charset=utf-8", {"Connection": "close"})
+            return False
+        if length is not None and int(length) > MAX_GET_BODY:
+            self.close_connection = True
+            self._send(413, b"Request body too large\n", "text/plain; charset=utf-8", {"Connection": "close"})
+            return False
+        if length:
+            self.rfile.read(int(length))
+        return True
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()

@@ -52,8 +52,6 @@ _UNSUPPORTED = {"cipher_suites", "curve_preferences", "prefer_server_cipher_suit
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
 # Verified-good Authorization headers kept (as SHA-256 digests); past this the cache starts over.
 _CACHE_LIMIT = 1024
-# Unknown users are checked against this so a miss costs as much as a wrong password (no user enumeration).
-_DUMMY_HASH = bcrypt.hashpw(b"whmcs-ticket-exporter", bcrypt.gensalt(rounds=10))
 
 
 @dataclass(frozen=True)
@@ -122,6 +120,8 @@ class BasicAuth:
 
     def __init__(self, users: Mapping[str, bytes]) -> None:
         self._users = [(name.encode("utf-8"), hashed) for name, hashed in users.items()]
+        # Unknown users are checked against this so a miss costs as much as a wrong password (no enumeration).
+        self._dummy = dummy_hash(max((int(h[4:6]) for h in users.values()), default=10))
         self._verified: set[bytes] = set()
         self._lock = threading.Lock()
         self._inflight: dict[bytes, threading.Lock] = {}
@@ -158,7 +158,7 @@ class BasicAuth:
         if not sep:
             return False
         # Compare against every user in constant time, so timing does not reveal which names exist.
-        hashed = _DUMMY_HASH
+        hashed = self._dummy
         found = False
         for name, candidate in self._users:
             if hmac.compare_digest(name, user):
@@ -168,6 +168,13 @@ class BasicAuth:
         except ValueError:  # a hash bcrypt rejects at check time; load_web_config should have caught it
             return False
         return ok and found
+
+
+def dummy_hash(cost: int) -> bytes:
+    """A bcrypt hash of nothing anyone knows, checked at `cost`. Made at cost 4 with the cost field raised: a
+    check reads the cost from the hash, and making one at cost 31 would take days."""
+    made = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(rounds=4))
+    return made[:4] + f"{cost:02d}".encode() + made[6:]
 
 
 def load_web_config(path: str) -> WebConfig:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -56,7 +56,8 @@ class Samples:
 
 class ExporterProcess:
     def __init__(self, args: list[str], env: Mapping[str, str] | None = None, port: int | None = None,
-                 scheme: str = "http") -> None:
+                 scheme: str = "http", wrapper: Sequence[str] = ()) -> None:
+        """`wrapper` goes before the interpreter, e.g. `["prlimit", "--nofile=1024"]`."""
         self.port = port or free_port()
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
@@ -69,7 +70,7 @@ class ExporterProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("WHMCS_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args],
+            [*wrapper, sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{self.port}", *args],
             env=full_env, stdout=self.log_file, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 20.0, path: str = "/readyz", **kwargs) -> None:

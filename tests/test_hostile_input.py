@@ -29,7 +29,7 @@ from exporter.collectors.support_departments import parse_departments
 from exporter.collectors.ticket_lists import parse_page, parse_ticket
 from exporter.collectors.ticket_replies import parse_ticket_replies
 from exporter.errors import WhmcsError
-from exporter.families import FamilySink
+from exporter.families import MAX_LABEL_VALUE_LENGTH, FamilySink
 from exporter.render import SnapshotRenderer
 from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
 
@@ -157,34 +157,80 @@ def test_nasty_label_values_round_trip_and_pass_promtool(promtool):
 
 # -- the series cap --------------------------------------------------------------------------------------------
 
-def test_series_cap_drops_and_counts():
+def test_series_cap_keeps_the_largest_series_and_reports_the_cut():
     sink = FamilySink()
     sink.start_installation(10)
+    sink.start_part("counts")
     for i in range(25):
         sink.gauge("whmcs_tickets", "h", {"whmcs": "w", "status": f"s{i}"}, i)
-    assert len(next(iter(sink.families())).samples) == 10
-    assert sink.dropped == 15
+    report = sink.finish_installation()
+    samples = next(iter(sink.families())).samples
+    assert sorted(s.labels["status"] for s in samples) == sorted(f"s{i}" for i in range(15, 25))
+    assert report.dropped == 15 and report.dropped_by_collector == {"counts": 15}
     # A gauge histogram needs buckets + 2 series at once; it is admitted whole or not at all.
     sink.start_installation(5)
-    sink.gauge_histogram("h", "h", {"whmcs": "x"}, [(1.0, 1), (float("inf"), 2)], 3.0)  # 4 series
-    sink.gauge_histogram("h", "h", {"whmcs": "y"}, [(1.0, 1), (float("inf"), 2)], 3.0)  # would be 8
-    assert sink.dropped == 4
+    sink.gauge_histogram("h", "h", {"whmcs": "x", "department": "a"}, [(1.0, 1), (float("inf"), 2)], 3.0)
+    sink.gauge_histogram("h", "h", {"whmcs": "x", "department": "b"}, [(1.0, 1), (float("inf"), 5)], 3.0)
+    report = sink.finish_installation()
+    assert report.dropped == 4
+    assert {s.labels["department"] for f in sink.families() if f.name == "h" for s in f.samples} == {"b"}
 
 
-def test_series_cap_in_the_collector_counts_drops_per_scrape():
+def test_core_series_are_never_cut_and_the_rest_is_shared_fairly():
+    """5,000 status titles must not push out totals, oldest ages or the other label-heavy metrics."""
+    sink = FamilySink()
+    sink.start_installation(100)
+    sink.start_part("counts")
+    for i in range(5000):
+        sink.gauge("whmcs_tickets", "h", {"whmcs": "w", "status": f"s{i}"}, 1)
+    sink.gauge("whmcs_tickets_active", "h", {"whmcs": "w"}, 5000)
+    sink.start_part("oldest_awaiting")
+    sink.gauge("whmcs_ticket_oldest_awaiting_reply_age_seconds", "h", {"whmcs": "w"}, 60)
+    sink.start_part("departments")
+    for d in range(3):
+        sink.gauge("whmcs_department_tickets_active", "h", {"whmcs": "w", "department": f"d{d}"}, d)
+    sink.start_part("priorities")
+    for p in range(200):
+        sink.gauge("whmcs_tickets_by_priority", "h", {"whmcs": "w", "priority": f"p{p}"}, p)
+    report = sink.finish_installation()
+    counts = {f.name: len(f.samples) for f in sink.families()}
+    # 2 core series; 98 left: departments need 3, the other two share 95 (the smaller first: 47, then 48).
+    assert counts == {"whmcs_tickets": 48, "whmcs_tickets_active": 1,
+                      "whmcs_ticket_oldest_awaiting_reply_age_seconds": 1, "whmcs_department_tickets_active": 3,
+                      "whmcs_tickets_by_priority": 47}
+    assert report.dropped_by_collector == {"counts": 5000 - 48, "priorities": 200 - 47}
+
+
+def test_series_cap_counts_each_poll_once_and_names_the_collector():
     titles = [f"status {i}" for i in range(30)]
     part = CountsPart(whmcs="w", by_status=tuple((t, 1) for t in titles), active=1, awaiting=1, flagged=0,
                       filtered_departments=())
     store = SnapshotStore(["w"])
-    now = time.time()
-    store.put(InstallationSnapshot(name="w", max_age=60, collectors={"counts": CollectorState(part=part, updated=now,
-                                                                                    success=True)}, polls=1))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotRenderer(store, lambda name: 20))
-    for scrape in (1, 2):
+    for poll, scrape in ((1, 1), (1, 2), (2, 3)):
+        store.put(InstallationSnapshot(name="w", max_age=60, polls=poll, collectors={
+            "counts": CollectorState(part=part, updated=time.time(), success=True)}))
         text = generate_latest(registry).decode()
         families = {f.name: f for f in text_string_to_metric_families(text)}
-        kept = families["whmcs_tickets"].samples
-        assert len(kept) == 20  # the cap; active/awaiting/flagged (3 more) are dropped too
+        assert len(families["whmcs_tickets"].samples) == 17  # the cap minus active, awaiting, flagged (kept)
+        assert [s.value for s in families["whmcs_tickets_active"].samples] == [1]
         dropped = families["whmcs_exporter_series_dropped"].samples[0]
-        assert dropped.labels == {"whmcs": "w"} and dropped.value == 13 * scrape
+        assert dropped.labels == {"whmcs": "w"} and dropped.value == 13 * poll, scrape
+        by_collector = families["whmcs_exporter_collector_series_dropped"].samples
+        assert [(s.labels["collector"], s.value) for s in by_collector] == [("counts", 13)]
+
+
+def test_long_label_values_are_cut_with_a_marker_and_counted():
+    title = "x" * 10_000
+    part = CountsPart(whmcs="w", by_status=((title, 2), ("short", 1)), active=3, awaiting=1, flagged=0,
+                      filtered_departments=())
+    store = SnapshotStore(["w"])
+    store.put(InstallationSnapshot(name="w", max_age=60, polls=1, collectors={
+        "counts": CollectorState(part=part, updated=time.time(), success=True)}))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotRenderer(store, lambda name: 100))
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    statuses = {s.labels["status"]: s.value for s in families["whmcs_tickets"].samples}
+    assert statuses == {"x" * (MAX_LABEL_VALUE_LENGTH - 1) + "\u2026": 2, "short": 1}
+    assert families["whmcs_exporter_label_values_cut"].samples[0].value == 1
