@@ -22,11 +22,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-# The largest real answer is a GetTickets page of 250 tickets (the largest limitnum the collectors ask for):
-# about 1 KB of JSON per ticket in WHMCS 8, so ~250 KB; GetTicket with a long thread can be larger. 4 MiB leaves
-# ample room while a hostile answer of that size, parsed (JSON expands up to ~20x in Python objects), stays
-# well inside the shipped 256 Mi Kubernetes limit (see docs/reliability.md for the measured peaks).
-MAX_ANSWER_BYTES = 4 * 1024 * 1024
+# The largest real answer is a GetTickets page of 250 tickets (the largest limitnum the collectors ask for): about
+# 600 bytes of JSON per ticket in WHMCS 8, 2 KB with long subjects and cc lists, so at most ~500 KB. 2 MiB leaves
+# four times that, while a hostile answer of that size, parsed (JSON like `[[],[],...]` expands ~20x into Python
+# objects), keeps the peak RSS under 128 MB, half the shipped Kubernetes limit (docs/reliability.md has the figures).
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
 READ_SIZE = 16 * 1024
 ACCEPT_ENCODING = "gzip, deflate"
 
