@@ -24,6 +24,7 @@ import pytest
 import requests
 import yaml
 
+from bench.bench_proc import memory_mb
 from exporter.simulator import Simulator
 from exporter.transport import MAX_ANSWER_BYTES
 from exporter.web_config import BasicAuth
@@ -35,10 +36,7 @@ from tests.tls_certs import make_tls
 
 
 def memory(proc: ExporterProcess) -> dict[str, float]:
-    """VmRSS and VmHWM (peak RSS) of the exporter, in MB."""
-    with open(f"/proc/{proc.proc.pid}/status", encoding="ascii") as handle:
-        fields = dict(line.split(":", 1) for line in handle if ":" in line)
-    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+    return memory_mb(proc.proc.pid)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +204,16 @@ def test_an_aborted_tls_handshake_logs_one_debug_line(tmp_path):
                 with socket.create_connection(("127.0.0.1", proc.port), timeout=2) as sock:
                     sock.sendall(hello[: len(hello) // 2])  # then hang up mid-handshake
             wait_until(lambda: proc.log().count("TLS handshake") >= 20, timeout=10, what="20 handshake lines")
+            # A request line with terminal escapes, BEL and NUL is logged (at debug) escaped.
+            context = ssl.create_default_context(cafile=tls.ca)
+            with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                sock.sendall(b"GET /\x1b[2J\x07\x00x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                _read_for(sock, 2)
+            wait_until(lambda: "[2J" in proc.log(), timeout=10, what="the request line in the log")
             log = proc.log()
+    # logfmt quotes the escape's backslash once more: the line reads GET /\\x1b[2J\\x07\\x00x.
+    assert not any(c in log for c in "\x1b\x07\x00") and r"GET /\\x1b[2J\\x07\\x00x" in log
     assert "Traceback" not in log
     lines = [line for line in log.splitlines() if "TLS handshake" in line]
     assert len(lines) == 20 and all("level=debug" in line for line in lines)
