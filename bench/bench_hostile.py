@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_proc import cpu_seconds, memory_mb  # noqa: E402
 from exporter.simulator import Simulator  # noqa: E402
 from exporter.transport import MAX_ANSWER_BYTES  # noqa: E402
-from tests.hostile_whmcs import HostileWhmcs  # noqa: E402
+from tests.hostile_whmcs import HostileWhmcs, bomb  # noqa: E402
 from tests.reliability import installation, polls, start, up, value  # noqa: E402
 from tests.slow_clients import SlowClients, scrape_latencies  # noqa: E402
 
@@ -48,6 +48,8 @@ def hostile_answer(name: str, kind: str, options: dict[str, Any]) -> dict[str, A
                                             max_age="60s")]) as proc:
             proc.wait_for(lambda s: up(s) == 1.0, timeout=60)
             before = memory_mb(proc.proc.pid)
+            if kind == "gzip_bomb":
+                bomb(options["size"])  # made before the attack, not while the exporter waits for it
             evil.attack(kind, **options)
             first = polls(proc.scrape())
             samples = proc.wait_for(lambda s: polls(s) >= first + 4, timeout=120)

@@ -131,19 +131,25 @@ class HostileWhmcs:
 
 
 _BOMBS: dict[int, bytes] = {}
+_BOMB_LOCK = threading.Lock()
 
 
 def bomb(size: int) -> bytes:
-    """gzip of `size` spaces after a JSON opening: ~1 KB per MB."""
-    if size not in _BOMBS:
-        block = b" " * (1024 * 1024)
-        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip header
-        parts = [compressor.compress(b'{"result":"success","x":"')]
-        for _ in range(size // len(block)):
-            parts.append(compressor.compress(block))
-        parts.append(compressor.compress(b'"}'))
-        parts.append(compressor.flush())
-        _BOMBS[size] = b"".join(parts)
+    """gzip of `size` spaces inside a JSON string: ~1 KB per MB. Made once per size (call it before an attack:
+    making a 1 GB one takes seconds)."""
+    with _BOMB_LOCK:
+        return _BOMBS[size] if size in _BOMBS else _make_bomb(size)
+
+
+def _make_bomb(size: int) -> bytes:
+    block = b" " * (1024 * 1024)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip header
+    parts = [compressor.compress(b'{"result":"success","x":"')]
+    for _ in range(size // len(block)):
+        parts.append(compressor.compress(block))
+    parts.append(compressor.compress(b'"}'))
+    parts.append(compressor.flush())
+    _BOMBS[size] = b"".join(parts)
     return _BOMBS[size]
 
 

@@ -29,7 +29,7 @@ from exporter.simulator import Simulator
 from exporter.transport import MAX_ANSWER_BYTES
 from exporter.web_config import BasicAuth
 from tests.exporter_process import ExporterProcess
-from tests.hostile_whmcs import HostileWhmcs
+from tests.hostile_whmcs import HostileWhmcs, bomb
 from tests.reliability import failures, installation, polls, start, up, value, wait_until
 from tests.slow_clients import SlowClients, scrape_latencies
 from tests.tls_certs import make_tls
@@ -75,6 +75,7 @@ def test_huge_answers_and_bombs_are_cut_without_pinning_memory(calm, attack):
         evil.attack("body", body=body, content_type="application/json")
         reason = "invalid_response"  # a success answer without the counts: the collector's ShapeError
     else:
+        bomb(200 * 1024 * 1024)  # the default size, made before the attack so no poll waits for it
         evil.attack(attack)
         reason = "invalid_response"
     start_polls = polls(proc.scrape())
