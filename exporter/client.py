@@ -323,10 +323,10 @@ class WhmcsClient:
         except UnknownEncoding as exc:
             raise InvalidResponse(action, f"answer in an encoding not asked for: {exc}") from None
         except (DeadlinePassed, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
-            raise CallTimeout(action, f"no complete answer within {inst.timeout:g}s") from None
+            raise CallTimeout(action, f"no answer within {inst.timeout:g}s") from None
         except Exception as exc:
             if deadline.expired:  # any error after the watchdog fired is its doing
-                raise CallTimeout(action, f"no complete answer within {inst.timeout:g}s") from None
+                raise CallTimeout(action, f"no answer within {inst.timeout:g}s") from None
             raise _transport_error(action, exc) from None
 
 
