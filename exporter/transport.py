@@ -11,8 +11,10 @@ compression bomb ever sits in memory beyond `MAX_ANSWER_BYTES`.
 
 from __future__ import annotations
 
+import heapq
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -110,17 +112,15 @@ class Deadline:
         self.expired = False
         self._done = False
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self._seconds = seconds
 
     def __enter__(self) -> Deadline:
         _in_flight.watch = self
-        self._timer.start()
+        _WATCHDOG.arm(time.monotonic() + self._seconds, self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
-            self._timer.cancel()
             self._done = True
             _in_flight.watch = None
             self.connections = []
@@ -137,6 +137,34 @@ class Deadline:
                         sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in the calling thread
                     except OSError:
                         pass
+
+
+class _Watchdog:
+    """One thread for every call's deadline (a timer thread per call would start a thread per API call)."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Deadline]] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, when: float, deadline: Deadline) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (when, id(deadline), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="call-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _when, _key, deadline = heapq.heappop(self._due)
+            deadline._expire()  # a no-op for a call that has ended
+
+
+_WATCHDOG = _Watchdog()
 
 
 def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bytes:
