@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -22,16 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and not __package__:
+    # Run by path, sys.path starts at bench/ and the repository's testkit is out of reach: run again as the
+    # package's module from the repository root (as bench/bench.py does).
+    os.chdir(Path(__file__).resolve().parent.parent)
+    os.execv(sys.executable, [sys.executable, "-m", "bench.bench_hostile", *sys.argv[1:]])
 
-from bench.bench_proc import cpu_seconds, memory_mb  # noqa: E402
-from exporter.simulator import Simulator  # noqa: E402
-from exporter.transport import MAX_ANSWER_BYTES  # noqa: E402
-from tests.hostile_whmcs import HostileWhmcs, bomb  # noqa: E402
-from tests.reliability import installation, polls, start, up, value  # noqa: E402
-from tests.slow_clients import SlowClients, scrape_latencies  # noqa: E402
+from exporter.simulator import Simulator
+from exporter.transport import MAX_ANSWER_BYTES
+from testkit.bench_proc import cpu_seconds, memory_mb
+from testkit.hostile_whmcs import HostileWhmcs, bomb
+from testkit.reliability import installation, polls, start, up, value
+from testkit.slow_clients import SlowClients, scrape_latencies
 
 ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "200 MB body": ("huge", {"size": 200 * 1024 * 1024}),

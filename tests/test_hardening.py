@@ -1,8 +1,8 @@
 """Issue 14: the real exporter process attacked by a hostile WHMCS, a connection flood and a curious client.
 
-A hostile WHMCS stand-in (tests/hostile_whmcs.py) sits between the exporter and the simulator and answers the
+A hostile WHMCS stand-in (testkit/hostile_whmcs.py) sits between the exporter and the simulator and answers the
 nasty way on demand: a trickle, a huge body, a gzip bomb, an error page echoing the credentials. A slowloris
-(tests/slow_clients.py) floods an exporter started under `prlimit --nofile=1024`, systemd's default. Every goal
+(testkit/slow_clients.py) floods an exporter started under `prlimit --nofile=1024`, systemd's default. Every goal
 asserted here is the issue's own, with its stated margins; the measured figures are in docs/reliability.md.
 """
 
@@ -24,15 +24,15 @@ import pytest
 import requests
 import yaml
 
-from bench.bench_proc import memory_mb
 from exporter.simulator import Simulator
 from exporter.transport import MAX_ANSWER_BYTES
 from exporter.web_config import BasicAuth
-from tests.exporter_process import ExporterProcess
-from tests.hostile_whmcs import HostileWhmcs, bomb
-from tests.reliability import failures, installation, polls, start, up, value, wait_until
-from tests.slow_clients import SlowClients, scrape_latencies
-from tests.tls_certs import make_tls
+from testkit.bench_proc import memory_mb
+from testkit.exporter_process import ExporterProcess
+from testkit.hostile_whmcs import HostileWhmcs, bomb
+from testkit.reliability import failures, installation, polls, start, up, value, wait_until
+from testkit.slow_clients import SlowClients, scrape_latencies
+from testkit.tls_certs import make_tls
 
 
 def memory(proc: ExporterProcess) -> dict[str, float]:

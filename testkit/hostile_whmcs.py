@@ -8,7 +8,7 @@ says otherwise. Attacks (each answer is written straight to the socket, so nothi
 - `gzip_bomb`: a gzip body of `size` bytes of spaces (a ~1000:1 ratio) with `Content-Encoding: gzip`;
 - `body`: any status, headers and body, for echoed secrets, surrogates and control characters.
 
-Bench uses it too (bench/bench_hostile.py), so it imports nothing from the tests.
+tests/test_hardening.py and bench/bench_hostile.py use it.
 """
 
 from __future__ import annotations
