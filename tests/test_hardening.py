@@ -8,11 +8,9 @@ asserted here is the issue's own, with its stated margins; the measured figures 
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
-import shutil
 import socket
 import ssl
 import statistics
@@ -26,13 +24,15 @@ import yaml
 
 from exporter.simulator import Simulator
 from exporter.transport import MAX_ANSWER_BYTES
-from exporter.web_config import BasicAuth
 from testkit.bench_proc import memory_mb
 from testkit.exporter_process import ExporterProcess
 from testkit.hostile_whmcs import HostileWhmcs, bomb
 from testkit.reliability import failures, installation, polls, start, up, value, wait_until
 from testkit.slow_clients import SlowClients, scrape_latencies
 from testkit.tls_certs import make_tls
+from testkit.tools import require_tool
+
+pytestmark = pytest.mark.process
 
 
 def memory(proc: ExporterProcess) -> dict[str, float]:
@@ -133,11 +133,10 @@ def test_surrogates_and_control_characters_from_whmcs(calm):
 
 # -- the connection flood -------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
 def test_metrics_answers_within_a_second_during_a_flood_at_1024_files(tmp_path):
+    prlimit = require_tool("prlimit")  # util-linux
     with Simulator(tickets=60) as sim:
-        with start(str(tmp_path), [installation(sim, poll_interval="5s")],
-                   wrapper=["prlimit", "--nofile=1024"]) as proc:
+        with start(str(tmp_path), [installation(sim, poll_interval="5s")], wrapper=[prlimit, "--nofile=1024"]) as proc:
             with SlowClients(proc.port, 1100, interval=1.0) as flood:
                 wait_until(lambda: flood.opened >= 1100, timeout=20, what="1,100 slow connections")
                 time.sleep(2)
@@ -227,11 +226,3 @@ def _client_hello() -> bytes:
     with pytest.raises(ssl.SSLWantReadError):
         client.do_handshake()
     return outgoing.read()
-
-
-def test_unknown_users_cost_as_much_as_the_configured_hashes():
-    slow = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=12))
-    auth = BasicAuth({"alice": slow})
-    assert auth._dummy[:7] == slow[:7] == b"$2b$12$"  # an unknown user is checked at cost 12 too
-    header = "Basic " + base64.b64encode(b"mallory:pw").decode()
-    assert auth(header) is False

@@ -142,6 +142,14 @@ def test_fifty_concurrent_scrapers_pay_bcrypt_once(monkeypatch):
     assert len(calls) == 3
 
 
+def test_unknown_users_cost_as_much_as_the_configured_hashes():
+    slow = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=12))
+    auth = web_config.BasicAuth({"alice": slow})
+    assert auth._dummy[:7] == slow[:7] == b"$2b$12$"  # an unknown user is checked at cost 12 too
+    header = "Basic " + base64.b64encode(b"mallory:pw").decode()
+    assert auth(header) is False
+
+
 # -- the real process -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
