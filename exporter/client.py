@@ -13,7 +13,6 @@ import json
 import re
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from exporter.errors import (
     ApiError,
     AuthError,
     CallTimeout,
-    ConnectionFailed,
     HttpStatusError,
     InvalidResponse,
     NotFound,
@@ -49,6 +47,7 @@ from exporter.transport import (
     DeadlinePassed,
     UnknownEncoding,
     read_body,
+    transport_error,
     watched_session,
 )
 
@@ -327,43 +326,4 @@ class WhmcsClient:
         except Exception as exc:
             if deadline.expired:  # any error after the watchdog fired is its doing
                 raise CallTimeout(action, f"no answer within {inst.timeout:g}s") from None
-            raise _transport_error(action, exc) from None
-
-
-def _transport_error(action: str, exc: Exception) -> WhmcsError:
-    """A requests/urllib3/zlib failure as a typed error."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ConnectionFailed(action, f"TLS failed: {_root_cause(exc)} (check ca_file / tls_verify)")
-    if isinstance(exc, requests.exceptions.InvalidHeader):
-        # Its message quotes the header value (a token): never pass it on.
-        return ConnectionFailed(action, "invalid request header: a credential or token contains whitespace or "
-                                "control characters (check the secret/token file)")
-    if isinstance(exc, zlib.error):
-        return InvalidResponse(action, "answer declared gzip/deflate but does not decompress")
-    if isinstance(exc, requests.exceptions.RequestException) and not isinstance(
-            exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        return ConnectionFailed(action, _connection_message(exc))
-    if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)):
-        return ConnectionFailed(action, "connection broken in the middle of the answer")
-    raise exc
-
-
-def _root_cause(exc: BaseException) -> str:
-    seen = exc
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    text = str(seen)
-    match = re.search(r"\] (.*)$", text)
-    return (match.group(1) if match else text)[:160]
-
-
-def _connection_message(exc: requests.exceptions.RequestException) -> str:
-    text = str(exc)
-    if "NameResolutionError" in text or "Name or service not known" in text or "nodename nor servname" in text \
-            or "Temporary failure in name resolution" in text:
-        return "DNS lookup failed for the WHMCS host name (check url)"
-    if "Connection refused" in text:
-        return "connection refused (is WHMCS reachable on that host and port?)"
-    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
-        return "connection reset by the server before a complete answer"
-    return f"connection failed: {_root_cause(exc)}"
+            raise transport_error(action, exc) from None

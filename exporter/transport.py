@@ -6,12 +6,14 @@ watchdog timer shuts the call's socket down at the deadline, which wakes any
 blocked read (headers, TLS handshake or body), and the call then fails as a
 timeout. The body is read raw and counted while it streams; gzip/deflate are
 decompressed piece by piece under the same cap, so neither a huge answer nor a
-compression bomb ever sits in memory beyond `MAX_ANSWER_BYTES`.
+compression bomb ever sits in memory beyond `MAX_ANSWER_BYTES`. `transport_error` names
+what went wrong on the wire as a typed error.
 """
 
 from __future__ import annotations
 
 import heapq
+import re
 import socket
 import threading
 import time
@@ -20,9 +22,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from exporter.errors import ConnectionFailed, InvalidResponse, WhmcsError
 
 # The largest real answer is a GetTickets page of 250 tickets (the largest limitnum the collectors ask for): about
 # 600 bytes of JSON per ticket in WHMCS 8, 2 KB with long subjects and cc lists, so at most ~500 KB. 2 MiB leaves
@@ -217,3 +222,42 @@ def _deflate_wbits(first: bytes) -> int:
     if len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0:
         return 15
     return -15
+
+
+def transport_error(action: str, exc: Exception) -> WhmcsError:
+    """A requests/urllib3/zlib failure as a typed error."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConnectionFailed(action, f"TLS failed: {_root_cause(exc)} (check ca_file / tls_verify)")
+    if isinstance(exc, requests.exceptions.InvalidHeader):
+        # Its message quotes the header value (a token): never pass it on.
+        return ConnectionFailed(action, "invalid request header: a credential or token contains whitespace or "
+                                "control characters (check the secret/token file)")
+    if isinstance(exc, zlib.error):
+        return InvalidResponse(action, "answer declared gzip/deflate but does not decompress")
+    if isinstance(exc, requests.exceptions.RequestException) and not isinstance(
+            exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return ConnectionFailed(action, _connection_message(exc))
+    if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)):
+        return ConnectionFailed(action, "connection broken in the middle of the answer")
+    raise exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    text = str(seen)
+    match = re.search(r"\] (.*)$", text)
+    return (match.group(1) if match else text)[:160]
+
+
+def _connection_message(exc: requests.exceptions.RequestException) -> str:
+    text = str(exc)
+    if "NameResolutionError" in text or "Name or service not known" in text or "nodename nor servname" in text \
+            or "Temporary failure in name resolution" in text:
+        return "DNS lookup failed for the WHMCS host name (check url)"
+    if "Connection refused" in text:
+        return "connection refused (is WHMCS reachable on that host and port?)"
+    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection reset by the server before a complete answer"
+    return f"connection failed: {_root_cause(exc)}"
