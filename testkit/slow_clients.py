@@ -7,6 +7,7 @@ server closes is opened again at once, so the flood keeps its size for as long a
 from __future__ import annotations
 
 import errno
+import resource
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ class SlowClients:
         self._thread = threading.Thread(target=self._run, name="slowloris", daemon=True)
 
     def __enter__(self) -> SlowClients:
+        _allow_open_files(self.count + 256)  # CI runners often start with a soft limit of 1,024
         self._thread.start()
         return self
 
@@ -76,6 +78,14 @@ class SlowClients:
             return exc.errno in (errno.ENOTCONN, errno.EINPROGRESS, errno.EAGAIN)
         self._sent[sock] = sent + 1
         return True
+
+
+def _allow_open_files(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            raise RuntimeError(f"the slowloris needs {wanted} open files; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def scrape_latencies(url: str, count: int, pause: float = 0.2, timeout: float = 5.0) -> list[float]:
