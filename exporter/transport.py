@@ -29,10 +29,11 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from exporter.errors import ConnectionFailed, InvalidResponse, WhmcsError
 
-# The largest real answer is a GetTickets page of 250 tickets (the largest limitnum the collectors ask for): about
-# 600 bytes of JSON per ticket in WHMCS 8, 2 KB with long subjects and cc lists, so at most ~500 KB. 2 MiB leaves
-# four times that, while a hostile answer of that size, parsed (JSON like `[[],[],...]` expands ~20x into Python
-# objects), keeps the peak RSS under 128 MB, half the shipped Kubernetes limit (docs/reliability.md has the figures).
+# The largest real answer is a GetTickets page of collectors.ticket_lists.MAX_PAGE_ROWS (3,000) tickets, asked
+# for only to read a long run of equal lastreply: ~600 bytes of JSON per ticket in WHMCS 8, so ~1.8 MB; the
+# usual pages (250-1,000 rows) stay far below. And a hostile answer of 2 MiB, parsed (JSON like `[[],[],...]`
+# expands ~20x into Python objects), keeps the peak RSS under 128 MB, half the shipped Kubernetes limit
+# (docs/reliability.md has the figures).
 MAX_ANSWER_BYTES = 2 * 1024 * 1024
 READ_SIZE = 16 * 1024
 ACCEPT_ENCODING = "gzip, deflate"

@@ -20,11 +20,11 @@ from exporter.fields import items, label_text, parse_local_time, text, to_count
 ACTION = "GetTickets"
 AWAITING = "Awaiting Reply"
 ACTIVE = "All Active Tickets"
-# The largest page ever asked for. WHMCS has no cap on limitnum, but one answer is held in memory whole:
-# 5,000 of the simulator's 8.x rows are 2.8 MB of JSON and 9 MB decoded (12 MB peak while decoding,
-# measured with tracemalloc); real rows with long names and subjects may be twice that. Only a run of
-# equal `lastreply` longer than a normal page makes a listing ask for more than its usual size.
-MAX_PAGE_ROWS = 5000
+# The largest page ever asked for. WHMCS has no cap on limitnum, but the client reads at most
+# transport.MAX_ANSWER_BYTES (2 MiB) of one answer: 3,000 of the simulator's 8.x rows are 1.7 MB of JSON
+# (~560 bytes a row), real WHMCS 8 rows about 600 bytes. Only a run of equal `lastreply` longer than a normal
+# page, or a sample_limit above it, makes a collector ask for more than its usual size (250-1,000 rows).
+MAX_PAGE_ROWS = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,8 @@ def parse_page(answer: Mapping[str, Any], zone: ZoneInfo, start: int, requested:
 
 def fetch_page(client: ApiClient, zone: ZoneInfo, params: Mapping[str, Any], start: int, num: int) -> Page:
     """`num` tickets from position `start` (WHMCS turns limitnum=0 into 25, so num must be >= 1)."""
-    num = max(1, num)
+    # Above MAX_PAGE_ROWS the answer could outgrow the client's cap; fewer rows than asked read as a capped page.
+    num = min(max(1, num), MAX_PAGE_ROWS)
     answer = client.call(ACTION, {**params, "limitstart": start, "limitnum": num})
     return parse_page(answer, zone, start, num)
 
