@@ -20,10 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.connections import DEFAULT_MAX_CONNECTIONS, ConnectionTable, connection_limit
+from exporter.exposition import ExpositionCache
 from exporter.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], registry: CollectorRegistry, store: SnapshotStore,
                  authenticate: Callable[[str | None], bool] | None = None,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
-        self.registry = registry
+        self.exposition = ExpositionCache(registry, store)
         self.store = store
         self.authenticate = authenticate
         self.connections = ConnectionTable(connection_limit(max_connections))
@@ -126,8 +126,8 @@ class Handler(BaseHTTPRequestHandler):
                            {"WWW-Authenticate": 'Basic realm="whmcs-ticket-exporter"'})
                 return
             if path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._send(200, encoder(self.server.registry), content_type)
+                body, content_type = self.server.exposition.body(self.headers.get("Accept", ""))
+                self._send(200, body, content_type)
             elif path == "/healthz":
                 self._send(200, b"OK\n", "text/plain; charset=utf-8")
             elif path == "/readyz":

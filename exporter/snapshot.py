@@ -72,6 +72,7 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._snapshots: Mapping[str, InstallationSnapshot] = MappingProxyType({})
         self._order = list(names)
+        self.version = 0  # grows with every put: a rendered exposition older than the last put is outdated
 
     def put(self, snapshot: InstallationSnapshot) -> None:
         with self._lock:
@@ -80,6 +81,7 @@ class SnapshotStore:
             if snapshot.name not in self._order:
                 self._order.append(snapshot.name)
             self._snapshots = MappingProxyType(updated)
+            self.version += 1
 
     def all(self) -> list[InstallationSnapshot]:
         current = self._snapshots
