@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from exporter import __version__
 from exporter.cuts import CutCounter
 from exporter.families import CapReport, FamilySink
-from exporter.snapshot import InstallationSnapshot, SnapshotStore
+from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -76,56 +76,60 @@ class SnapshotRenderer:
         return []  # families vary with the data: tell the registry not to call collect() at registration
 
     def _exporter_families(self, snapshots: list[InstallationSnapshot], now: float) -> Iterator[Metric]:
-        up = GaugeMetricFamily("whmcs_up", HELP_UP, labels=["whmcs"])
-        success = GaugeMetricFamily("whmcs_exporter_collector_success", HELP_SUCCESS, labels=["whmcs", "collector"])
-        last_success = GaugeMetricFamily("whmcs_exporter_last_poll_success_timestamp_seconds", HELP_LAST_SUCCESS,
-                                         labels=["whmcs"])
-        last_poll = GaugeMetricFamily("whmcs_exporter_last_poll_timestamp_seconds", HELP_LAST_POLL, labels=["whmcs"])
-        duration = GaugeMetricFamily("whmcs_exporter_poll_duration_seconds", HELP_DURATION, labels=["whmcs"])
-        poll_calls = GaugeMetricFamily("whmcs_exporter_poll_api_calls", HELP_POLL_CALLS, labels=["whmcs"])
-        polls = CounterMetricFamily("whmcs_exporter_polls", HELP_POLLS, labels=["whmcs"])
-        poll_failures = CounterMetricFamily("whmcs_exporter_poll_failures", HELP_POLL_FAILURES, labels=["whmcs"])
-        requests = CounterMetricFamily("whmcs_exporter_api_requests", HELP_REQUESTS, labels=["whmcs", "action"])
-        failures = CounterMetricFamily("whmcs_exporter_api_request_failures", HELP_FAILURES,
-                                       labels=["whmcs", "action", "reason"])
-        backoff = GaugeMetricFamily("whmcs_exporter_backoff", HELP_BACKOFF, labels=["whmcs", "reason"])
-        next_poll = GaugeMetricFamily("whmcs_exporter_next_poll_timestamp_seconds", HELP_NEXT, labels=["whmcs"])
-        sample = GaugeMetricFamily("whmcs_exporter_sample_ratio", HELP_SAMPLE, labels=["whmcs", "collector"])
-        collector_duration = GaugeMetricFamily("whmcs_exporter_collector_duration_seconds", HELP_COLLECTOR_DURATION,
-                                               labels=["whmcs", "collector"])
-        collector_last_success = GaugeMetricFamily("whmcs_exporter_collector_last_success_timestamp_seconds",
-                                                   HELP_COLLECTOR_LAST_SUCCESS, labels=["whmcs", "collector"])
-        for snap in snapshots:
-            name = snap.name
-            up.add_metric([name], 1.0 if snap.up else 0.0)
-            for collector, state in sorted(snap.collectors.items()):
-                success.add_metric([name, collector], 1.0 if state.success else 0.0)
-                if state.sample_ratio is not None and state.success:
-                    sample.add_metric([name, collector], state.sample_ratio)
-                if state.duration is not None:
-                    collector_duration.add_metric([name, collector], state.duration)
-                if state.last_success is not None:
-                    collector_last_success.add_metric([name, collector], state.last_success)
-            if snap.last_success_time is not None:
-                last_success.add_metric([name], snap.last_success_time)
-            if snap.last_poll_time is not None:
-                last_poll.add_metric([name], snap.last_poll_time)
-            if snap.poll_duration is not None:
-                duration.add_metric([name], snap.poll_duration)
-            if snap.poll_api_calls is not None:
-                poll_calls.add_metric([name], snap.poll_api_calls)
-            polls.add_metric([name], snap.polls)
-            poll_failures.add_metric([name], snap.poll_failures)
-            for action, count in sorted(snap.requests.items()):
-                requests.add_metric([name, action], count)
-            for (action, reason), count in sorted(snap.failures.items()):
-                failures.add_metric([name, action, reason], count)
-            for reason in ("auth", "rate_limit"):
-                backoff.add_metric([name, reason], 1.0 if snap.backoff_reason == reason
-                                   and snap.backoff_until is not None and snap.backoff_until > now else 0.0)
-            if snap.next_poll_time is not None:
-                next_poll.add_metric([name], snap.next_poll_time)
+        for name, family, documentation, value in _PER_INSTALLATION:
+            metric = family(name, documentation, labels=["whmcs"])
+            for snap in snapshots:
+                if (number := value(snap)) is not None:
+                    metric.add_metric([snap.name], number)
+            yield metric
+        for name, documentation, value in _PER_COLLECTOR:
+            metric = GaugeMetricFamily(name, documentation, labels=["whmcs", "collector"])
+            for snap in snapshots:
+                for collector, state in sorted(snap.collectors.items()):
+                    if (number := value(state)) is not None:
+                        metric.add_metric([snap.name, collector], number)
+            yield metric
+        yield from _call_families(snapshots, now)
         build = GaugeMetricFamily("whmcs_exporter_build_info", HELP_BUILD, labels=["version"])
         build.add_metric([__version__], 1.0)
-        yield from (up, success, last_success, last_poll, duration, poll_calls, polls, poll_failures, requests,
-                    failures, backoff, next_poll, sample, collector_duration, collector_last_success, build)
+        yield build
+
+
+def _call_families(snapshots: list[InstallationSnapshot], now: float) -> Iterator[Metric]:
+    """API calls by action, failures by action and reason, and the back-off in force."""
+    requests = CounterMetricFamily("whmcs_exporter_api_requests", HELP_REQUESTS, labels=["whmcs", "action"])
+    failures = CounterMetricFamily("whmcs_exporter_api_request_failures", HELP_FAILURES,
+                                   labels=["whmcs", "action", "reason"])
+    backoff = GaugeMetricFamily("whmcs_exporter_backoff", HELP_BACKOFF, labels=["whmcs", "reason"])
+    for snap in snapshots:
+        for action, count in sorted(snap.requests.items()):
+            requests.add_metric([snap.name, action], count)
+        for (action, reason), count in sorted(snap.failures.items()):
+            failures.add_metric([snap.name, action, reason], count)
+        paused = snap.backoff_until is not None and snap.backoff_until > now
+        for reason in ("auth", "rate_limit"):
+            backoff.add_metric([snap.name, reason], 1.0 if paused and snap.backoff_reason == reason else 0.0)
+    yield from (requests, failures, backoff)
+
+
+# (name, family, HELP, value of one installation's snapshot; None leaves its sample out)
+_PER_INSTALLATION: tuple[tuple[str, type, str, Callable[[InstallationSnapshot], float | None]], ...] = (
+    ("whmcs_up", GaugeMetricFamily, HELP_UP, lambda s: 1.0 if s.up else 0.0),
+    ("whmcs_exporter_last_poll_success_timestamp_seconds", GaugeMetricFamily, HELP_LAST_SUCCESS,
+     lambda s: s.last_success_time),
+    ("whmcs_exporter_last_poll_timestamp_seconds", GaugeMetricFamily, HELP_LAST_POLL, lambda s: s.last_poll_time),
+    ("whmcs_exporter_poll_duration_seconds", GaugeMetricFamily, HELP_DURATION, lambda s: s.poll_duration),
+    ("whmcs_exporter_poll_api_calls", GaugeMetricFamily, HELP_POLL_CALLS, lambda s: s.poll_api_calls),
+    ("whmcs_exporter_polls", CounterMetricFamily, HELP_POLLS, lambda s: s.polls),
+    ("whmcs_exporter_poll_failures", CounterMetricFamily, HELP_POLL_FAILURES, lambda s: s.poll_failures),
+    ("whmcs_exporter_next_poll_timestamp_seconds", GaugeMetricFamily, HELP_NEXT, lambda s: s.next_poll_time),
+)
+
+# (name, HELP, value of one collector's state; None leaves its sample out), labelled whmcs and collector
+_PER_COLLECTOR: tuple[tuple[str, str, Callable[[CollectorState], float | None]], ...] = (
+    ("whmcs_exporter_collector_success", HELP_SUCCESS, lambda c: 1.0 if c.success else 0.0),
+    ("whmcs_exporter_sample_ratio", HELP_SAMPLE, lambda c: c.sample_ratio if c.success else None),
+    ("whmcs_exporter_collector_duration_seconds", HELP_COLLECTOR_DURATION, lambda c: c.duration),
+    ("whmcs_exporter_collector_last_success_timestamp_seconds", HELP_COLLECTOR_LAST_SUCCESS,
+     lambda c: c.last_success),
+)
