@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -27,6 +28,9 @@ from exporter.state.files import StateLocked
 from exporter.state.metrics import StateMetrics
 from exporter.state.saved import installation_key
 from exporter.state.store import StateStore
+
+if TYPE_CHECKING:
+    from exporter.web_config import WebConfig
 
 log = logging.getLogger("exporter")
 
@@ -119,7 +123,6 @@ def start_demo_simulator(listen: str):  # noqa: ANN201 - the simulator's type st
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)
-
     simulator = None
     try:
         if args.demo:
@@ -128,12 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             config = load(args.config_file)
         config = apply_collector_flags(config, args)
-        authenticate = wrap_socket = None
-        if args.web_config_file:
-            from exporter.web_config import load_web_config
-
-            web = load_web_config(args.web_config_file)
-            authenticate, wrap_socket = web.authenticator(), web.socket_wrapper()
+        web = read_web_config(args.web_config_file)
     except ConfigError as exc:
         print(f"whmcs-ticket-exporter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -152,22 +150,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STATE_LOCKED
     store = SnapshotStore(i.name for i in config.installations)
     pollers = [InstallationPoller(inst, store, state=state) for inst in config.installations]
+    registry = build_registry(config, store, state)
+    if args.once:
+        return run_once(pollers, registry, simulator)
+    code = serve_until_stopped(args, config, pollers, registry, store, web)
+    if state is not None:
+        state.close()  # waits for a write in progress; the pollers write no more
+    if simulator is not None:
+        simulator.stop()
+    return code
+
+
+def read_web_config(path: str | None) -> WebConfig | None:
+    """--web.config.file, read at start (imported on use: bcrypt and ssl setup only when it is given)."""
+    if not path:
+        return None
+    from exporter.web_config import load_web_config
+
+    return load_web_config(path)
+
+
+def build_registry(config: Config, store: SnapshotStore, state: StateStore | None) -> CollectorRegistry:
     caps = {i.name: i.max_series for i in config.installations}
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotRenderer(store, lambda name: caps.get(name, 5000)))
     if state is not None:
         registry.register(StateMetrics(state))
+    return registry
 
-    if args.once:
-        return run_once(pollers, registry, simulator)
 
+def serve_until_stopped(args: argparse.Namespace, config: Config, pollers: list[InstallationPoller],
+                        registry: CollectorRegistry, store: SnapshotStore, web: WebConfig | None) -> int:
+    """Serve HTTP and poll until SIGTERM or SIGINT."""
     try:
         host, port = parse_listen_address(args.listen_address)
-        server = ExporterHTTPServer((host, port), registry, store, authenticate=authenticate,
+        server = ExporterHTTPServer((host, port), registry, store,
+                                    authenticate=web.authenticator() if web else None,
                                     max_connections=args.max_connections)
     except (ValueError, OSError) as exc:
         print(f"whmcs-ticket-exporter: cannot listen on {args.listen_address}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    wrap_socket = web.socket_wrapper() if web is not None else None
     if wrap_socket is not None:
         server.socket = wrap_socket(server.socket)
 
@@ -186,10 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop.wait()
     server.shutdown()
     server.server_close()
-    if state is not None:
-        state.close()  # waits for a write in progress; the pollers write no more
-    if simulator is not None:
-        simulator.stop()
     return 0
 
 
