@@ -124,23 +124,11 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
     """Turn an HTTP status and body into the decoded success object or a typed error. Pure.
 
     On a bearer gateway (one URL per action) a 404 means the action is not offered: `Unsupported`, which
-    fails that view only. On api.php a 404 is a wrong URL or a proxy's page: an HTTP error that ends the poll.
+    fails that collector only. On api.php a 404 is a wrong URL or a proxy's page: an HTTP error that ends the poll.
     """
     text = body.decode("utf-8", errors="replace")
-    stripped = text.lstrip()
+    document = _document(action, status, text, len(body))
     message: str | None = None
-    document: Any = None
-    if stripped.startswith(("{", "[")):
-        try:
-            document = json.loads(stripped)
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-            if status < 400:
-                raise InvalidResponse(action, f"truncated or malformed JSON ({len(body)} bytes): "
-                                      f"{excerpt(stripped)}", status=status) from None
-    elif stripped.startswith("result="):
-        pairs = dict(part.split("=", 1) for part in stripped.split(";") if "=" in part)
-        document = {"result": pairs.get("result", ""), "message": pairs.get("message", "")}
-
     if isinstance(document, dict):
         result = document.get("result")
         message = document.get("message") if isinstance(document.get("message"), str) else None
@@ -152,38 +140,65 @@ def classify(action: str, status: int, body: bytes, retry_after: float | None = 
             raise InvalidResponse(action, "JSON answer without result=success/error", status=status)
     elif document is not None and status < 300:
         raise InvalidResponse(action, f"expected a JSON object, got {type(document).__name__}", status=status)
-
-    overloaded = status in (429, 503)
     if message is not None:
-        message = " ".join(message.split())[:200]
-        lowered = message.lower()
-        if "invalid permissions" in lowered:
-            raise PermissionDenied(action, message, status=status)
-        if status == 401 or any(m in lowered for m in _AUTH_MESSAGES):
-            raise AuthError(action, message, status=status)
-        if (status == 404 and gateway) or any(m in lowered for m in _UNSUPPORTED_MESSAGES):
-            raise Unsupported(action, message, status=status)
-        if "not found" in lowered and status < 300:
-            raise NotFound(action, message, status=status)
-        if status == 429:
-            raise RateLimited(action, message, status=status, retry_after=retry_after, overloaded=True)
-        if status == 403:
-            raise AuthError(action, message, status=status)
-        if status >= 400:
-            raise HttpStatusError(action, message, status=status, retry_after=retry_after, overloaded=overloaded)
-        raise ApiError(action, message, status=status)
+        raise _error_of_message(action, status, " ".join(message.split())[:200], retry_after, gateway)
+    raise _error_of_page(action, status, text, retry_after, gateway)
 
+
+def _document(action: str, status: int, text: str, size: int) -> Any:
+    """The answer's JSON, or its `result=...;message=...` text (WHMCS's access errors ignore responsetype) as a
+    mapping, or None for anything else (an HTML page, plain text)."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return json.loads(stripped)
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            if status < 400:
+                raise InvalidResponse(action, f"truncated or malformed JSON ({size} bytes): {excerpt(stripped)}",
+                                      status=status) from None
+            return None
+    if stripped.startswith("result="):
+        pairs = dict(part.split("=", 1) for part in stripped.split(";") if "=" in part)
+        return {"result": pairs.get("result", ""), "message": pairs.get("message", "")}
+    return None
+
+
+def _error_of_message(action: str, status: int, message: str, retry_after: float | None,
+                      gateway: bool) -> WhmcsError:
+    """The typed error for an answer that says what went wrong."""
+    lowered = message.lower()
+    if "invalid permissions" in lowered:
+        return PermissionDenied(action, message, status=status)
+    if status == 401 or any(m in lowered for m in _AUTH_MESSAGES):
+        return AuthError(action, message, status=status)
+    if (status == 404 and gateway) or any(m in lowered for m in _UNSUPPORTED_MESSAGES):
+        return Unsupported(action, message, status=status)
+    if "not found" in lowered and status < 300:
+        return NotFound(action, message, status=status)
+    if status == 429:
+        return RateLimited(action, message, status=status, retry_after=retry_after, overloaded=True)
+    if status == 403:
+        return AuthError(action, message, status=status)
+    if status >= 400:
+        return HttpStatusError(action, message, status=status, retry_after=retry_after,
+                               overloaded=status in (429, 503))
+    return ApiError(action, message, status=status)
+
+
+def _error_of_page(action: str, status: int, text: str, retry_after: float | None, gateway: bool) -> WhmcsError:
+    """The typed error for an answer that is no API answer at all: an error page, a proxy's page, plain text."""
     summary = excerpt(text) or "empty body"
     if status == 429:
-        raise RateLimited(action, f"too many requests: {summary}", status=status, retry_after=retry_after)
+        return RateLimited(action, f"too many requests: {summary}", status=status, retry_after=retry_after)
     if status in (401, 403):
-        raise AuthError(action, f"access refused: {summary}", status=status)
+        return AuthError(action, f"access refused: {summary}", status=status)
     if status == 404 and gateway:
-        raise Unsupported(action, f"not found: {summary}", status=status)
+        return Unsupported(action, f"not found: {summary}", status=status)
     if status >= 300:
-        raise HttpStatusError(action, summary, status=status, retry_after=retry_after, overloaded=overloaded)
-    kind = "HTML page" if "<" in stripped[:200] else "non-JSON text"
-    raise InvalidResponse(action, f"expected JSON, got {kind}: {summary}", status=status)
+        return HttpStatusError(action, summary, status=status, retry_after=retry_after,
+                               overloaded=status in (429, 503))
+    kind = "HTML page" if "<" in text.lstrip()[:200] else "non-JSON text"
+    return InvalidResponse(action, f"expected JSON, got {kind}: {summary}", status=status)
 
 
 class WhmcsClient:
