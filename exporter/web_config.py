@@ -212,20 +212,7 @@ def _tls(raw: Any, where: str, problems: list[str]) -> TLSConfig | None:
     start = len(problems)
     for key in sorted(map(str, set(raw) - _TLS_KEYS)):
         problems.append(_unknown(where, key))
-    files: dict[str, str | None] = {}
-    for key in ("cert_file", "key_file", "client_ca_file"):
-        value = raw.get(key)
-        if value in (None, ""):
-            files[key] = None
-            if key != "client_ca_file":
-                problems.append(f"{where}.{key}: required")
-            continue
-        files[key] = str(value)
-        if not os.path.isfile(files[key]):
-            problems.append(f"{where}.{key}: file {value} does not exist")
-        elif not os.access(files[key], os.R_OK):
-            problems.append(f"{where}.{key}: file {value} is not readable")
-
+    files = _tls_files(raw, where, problems)
     default_auth = "RequireAndVerifyClientCert" if files["client_ca_file"] else "NoClientCert"
     auth = str(raw.get("client_auth_type") or default_auth)
     if auth not in CLIENT_AUTH_TYPES:
@@ -233,19 +220,9 @@ def _tls(raw: Any, where: str, problems: list[str]) -> TLSConfig | None:
     elif auth != "NoClientCert" and not files["client_ca_file"]:
         problems.append(f"{where}.client_auth_type: {auth} needs client_ca_file (the CA that signs client "
                         "certificates; Python's TLS cannot accept client certificates unverified)")
-    versions: dict[str, str | None] = {}
-    for key, default in (("min_version", "TLS12"), ("max_version", None)):
-        value = raw.get(key, default)
-        if value is not None and str(value) not in TLS_VERSIONS:
-            problems.append(f"{where}.{key}: unknown '{str(value)[:20]}'; one of {', '.join(TLS_VERSIONS)}")
-            value = default
-        versions[key] = None if value is None else str(value)
-    if versions["max_version"] and versions["min_version"] and \
-            TLS_VERSIONS[versions["max_version"]] < TLS_VERSIONS[versions["min_version"]]:
-        problems.append(f"{where}: max_version is below min_version")
+    versions = _tls_versions(raw, where, problems)
     if len(problems) > start or files["cert_file"] is None or files["key_file"] is None:
         return None
-
     tls = TLSConfig(cert_file=files["cert_file"], key_file=files["key_file"],
                     client_ca_file=files["client_ca_file"], client_auth_type=auth,
                     min_version=versions["min_version"] or "TLS12", max_version=versions["max_version"])
@@ -259,6 +236,39 @@ def _tls(raw: Any, where: str, problems: list[str]) -> TLSConfig | None:
         problems.append(f"{where}: cannot load cert_file/key_file/client_ca_file: {exc}")
         return None
     return tls
+
+
+def _tls_files(raw: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, str | None]:
+    """cert_file, key_file (both required) and client_ca_file: paths of readable files, or None."""
+    files: dict[str, str | None] = {}
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        value = raw.get(key)
+        if value in (None, ""):
+            files[key] = None
+            if key != "client_ca_file":
+                problems.append(f"{where}.{key}: required")
+            continue
+        files[key] = str(value)
+        if not os.path.isfile(files[key]):
+            problems.append(f"{where}.{key}: file {value} does not exist")
+        elif not os.access(files[key], os.R_OK):
+            problems.append(f"{where}.{key}: file {value} is not readable")
+    return files
+
+
+def _tls_versions(raw: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, str | None]:
+    """min_version (default TLS12) and max_version (default none), each a known version, in order."""
+    versions: dict[str, str | None] = {}
+    for key, default in (("min_version", "TLS12"), ("max_version", None)):
+        value = raw.get(key, default)
+        if value is not None and str(value) not in TLS_VERSIONS:
+            problems.append(f"{where}.{key}: unknown '{str(value)[:20]}'; one of {', '.join(TLS_VERSIONS)}")
+            value = default
+        versions[key] = None if value is None else str(value)
+    if versions["max_version"] and versions["min_version"] and \
+            TLS_VERSIONS[versions["max_version"]] < TLS_VERSIONS[versions["min_version"]]:
+        problems.append(f"{where}: max_version is below min_version")
+    return versions
 
 
 def _users(raw: Any, where: str, problems: list[str]) -> dict[str, bytes]:
