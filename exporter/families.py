@@ -55,6 +55,7 @@ class CapReport:
 
     dropped: int = 0
     dropped_by_collector: Counter = field(default_factory=Counter)
+    kept_by_collector: Counter = field(default_factory=Counter)  # series exported, per collector
     cut_label_values: int = 0
 
 
@@ -91,6 +92,7 @@ class FamilySink:
         rest = [series for series in self._pending if len(series.labels) > 1]
         kept = core + (rest if budget is None else _fair_share(rest, budget - sum(s.cost for s in core)))
         for series in kept:
+            report.kept_by_collector[series.collector] += series.cost
             if isinstance(series.value, list):
                 series.family.add_metric(list(series.labels), series.value, series.gsum)
             else:

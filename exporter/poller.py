@@ -22,7 +22,8 @@ from exporter.advice import advice
 from exporter.backoff import jitter_for, next_poll_time, pause_after
 from exporter.client import CallStats, WhmcsClient
 from exporter.collectors.base import Collector, PollContext
-from exporter.collectors.registry import build_collectors
+from exporter.collectors.pacing import CallLatency, Pace, TimedClient
+from exporter.collectors.registry import CAN_WAIT, build_collectors
 from exporter.config import InstallationConfig, credentials_digest
 from exporter.errors import ShapeError, WhmcsError, scrub_secrets
 from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
@@ -60,6 +61,8 @@ class InstallationPoller:
         self.clock = clock
         self.rng = rng or random.Random()
         self.snapshot = InstallationSnapshot(name=installation.name, max_age=installation.max_age)
+        self.latency = CallLatency()  # seconds per API call, carried from poll to poll to size deferrable work
+        self._told_skipped = False
         self._overload_streak = 0
         self._auth_fingerprint: str | None = None
         self._last_warning: tuple[str, float] | None = None  # (message, monotonic time) of the last one logged
@@ -119,42 +122,69 @@ class InstallationPoller:
     def _run_collectors(self, now: float) -> tuple[dict[str, CollectorState], WhmcsError | None]:
         """Each enabled collector's new state, and the failure that ended the poll (None if none did).
 
-        After such a failure the remaining collectors are not polled (no call is wasted on a broken WHMCS)."""
-        ctx = PollContext(client=self.client, now=now, installation=self.installation)
+        After such a failure the remaining collectors are not polled (no call is wasted on a broken WHMCS).
+        The collectors that can wait share the time left before the poll's deadline; once it has passed,
+        they are deferred to the next poll."""
+        pace = Pace(clock=self.clock, deadline=now + self.installation.deadline, latency=self.latency)
+        ctx = PollContext(client=TimedClient(self.client, pace), now=now, installation=self.installation, pace=pace)
         states = dict(self.snapshot.collectors)
+        waiting = sum(1 for c in self.collectors if c.name in CAN_WAIT)
         fatal: WhmcsError | None = None
+        skipped: list[str] = []
         for collector in self.collectors:
             previous = states.get(collector.name, CollectorState())
+            can_wait = collector.name in CAN_WAIT
+            waiting -= can_wait
             if fatal is not None:
                 states[collector.name] = replace(previous, success=False, reason=fatal.reason,
-                                                 error=f"not polled: {fatal}", duration=0.0)
+                                                 error=f"not polled: {fatal}", duration=0.0, deferred=False)
                 continue
-            started = time.monotonic()
-            try:
-                part = collector.poll(ctx)
-            except WhmcsError as exc:
-                if isinstance(exc, ShapeError):
-                    self.stats.record_failure(exc.action, exc.reason)
-                    exc = self._scrubbed(exc)  # raised by a collector quoting an answer: the client never saw it
-                states[collector.name] = replace(previous, success=False, reason=exc.reason, error=str(exc),
-                                                 duration=time.monotonic() - started)
-                self._log_collector_failure(collector.name, exc, previous)
-                if exc.aborts_poll:
-                    fatal = exc
+            if can_wait and pace.poll_over():
+                states[collector.name] = replace(previous, success=previous.success or previous.reason is None,
+                                                 deferred=True, duration=0.0)  # not a failure: its part stays
+                skipped.append(collector.name)
                 continue
-            except Exception as exc:  # a bug in one collector costs that collector, never the poll or the thread
-                log.exception("whmcs=%s collector=%s: unexpected error (a bug: please report it)",
-                              self.installation.name, collector.name)
-                states[collector.name] = replace(previous, success=False, reason="internal",
-                                                 error=f"internal error: {type(exc).__name__}",
-                                                 duration=time.monotonic() - started)
-                continue
-            ctx.parts[collector.name] = part
-            states[collector.name] = CollectorState(part=part, updated=now, success=True,
-                                                    sample_ratio=getattr(part, "sample_ratio", None),
-                                                    last_success=self.clock(),
-                                                    duration=time.monotonic() - started)
+            if can_wait:
+                pace.share(waiting + 1)
+            states[collector.name], failure = self._run_one(collector, ctx, previous)
+            if can_wait and states[collector.name].success:
+                states[collector.name] = replace(states[collector.name], deferred=pace.cut)
+            fatal = failure if failure is not None and failure.aborts_poll else None
+        self._log_skipped(skipped, pace.clock() - now)
         return states, fatal
+
+    def _log_skipped(self, skipped: list[str], elapsed: float) -> None:
+        """Warn when the deadline starts leaving whole collectors out, once until it stops happening."""
+        if skipped and not self._told_skipped:
+            log.warning("whmcs=%s: poll_deadline %.1fs reached (after %.1fs) before %s could run: left for later "
+                        "polls (their series go absent when stale). WHMCS answers slowly (%.2fs per call): raise "
+                        "poll_deadline (up to poll_interval) or poll_interval.", self.installation.name,
+                        self.installation.deadline, elapsed, ", ".join(skipped), self.latency.seconds or 0.0)
+        self._told_skipped = bool(skipped)
+
+    def _run_one(self, collector: Collector, ctx: PollContext,
+                 previous: CollectorState) -> tuple[CollectorState, WhmcsError | None]:
+        """One collector's new state, and its failure (None when it succeeded)."""
+        started = time.monotonic()
+        try:
+            part = collector.poll(ctx)
+        except WhmcsError as exc:
+            if isinstance(exc, ShapeError):
+                self.stats.record_failure(exc.action, exc.reason)
+                exc = self._scrubbed(exc)  # raised by a collector quoting an answer: the client never saw it
+            self._log_collector_failure(collector.name, exc, previous)
+            return replace(previous, success=False, reason=exc.reason, error=str(exc), deferred=False,
+                           duration=time.monotonic() - started), exc
+        except Exception as exc:  # a bug in one collector costs that collector, never the poll or the thread
+            log.exception("whmcs=%s collector=%s: unexpected error (a bug: please report it)",
+                          self.installation.name, collector.name)
+            return replace(previous, success=False, reason="internal", error=f"internal error: {type(exc).__name__}",
+                           deferred=False, duration=time.monotonic() - started), None
+        ctx.parts[collector.name] = part
+        arrived = self.clock()
+        return CollectorState(part=part, updated=arrived, success=True,
+                              sample_ratio=getattr(part, "sample_ratio", None), last_success=arrived,
+                              duration=time.monotonic() - started), None
 
     def _plan_pause(self, fatal: WhmcsError | None) -> tuple[str | None, float | None]:
         """(reason, until) of the pause the poll's failure calls for, or (None, None) to poll on schedule."""

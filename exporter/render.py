@@ -22,8 +22,8 @@ from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStor
 log = logging.getLogger(__name__)
 
 HELP_UP = "1 if the exporter's last poll of this WHMCS installation succeeded, else 0."
-HELP_SUCCESS = ("1 if this collector's last poll succeeded, else 0. A failed collector's series go stale and "
-             "vanish after the max age while the others stay fresh.")
+HELP_SUCCESS = ("1 if this collector's last poll succeeded, else 0 (deferred by the poll's deadline is not failed). "
+                "A failed collector's series go stale and vanish after the max age while the others stay fresh.")
 HELP_LAST_SUCCESS = "Unix time of the last successful poll (the reference time of every age it exported)."
 HELP_LAST_POLL = "Unix time of the last poll attempt, successful or not."
 HELP_DURATION = "How long the last poll took, in seconds."
@@ -39,7 +39,12 @@ HELP_NEXT = "Unix time of the next planned poll."
 HELP_SAMPLE = ("Share of the tickets a collector read to compute its numbers (1 = complete, below 1 = sampled or "
                "still being read; first_response: the share of the response window whose replies are known).")
 HELP_COLLECTOR_DURATION = "How long the collector took in the last poll, in seconds."
-HELP_COLLECTOR_LAST_SUCCESS = "Unix time at which the collector last succeeded."
+HELP_COLLECTOR_LAST_SUCCESS = ("Unix time at which the collector's last successful answers arrived; its series go "
+                               "stale max_age after it.")
+HELP_COLLECTOR_SERIES = ("Series this collector exports on this scrape; 0 when its part is missing, stale, empty or "
+                         "cut by max_series (its metrics are absent although the collector is enabled).")
+HELP_COLLECTOR_DEFERRED = ("1 when the last poll's deadline (poll_deadline) left this collector's work for the next "
+                           "poll; its previous numbers stay until they are stale. Not a failure.")
 HELP_BUILD = "Build information of whmcs-ticket-exporter; always 1."
 
 
@@ -71,6 +76,7 @@ class SnapshotRenderer:
         yield from sink.families()
         yield from self._exporter_families(snapshots, now)
         yield from self._cuts.families(snapshots, reports)
+        yield from _collector_series(snapshots, reports)
 
     def describe(self) -> list[Metric]:
         return []  # families vary with the data: tell the registry not to call collect() at registration
@@ -132,4 +138,16 @@ _PER_COLLECTOR: tuple[tuple[str, str, Callable[[CollectorState], float | None]],
     ("whmcs_exporter_collector_duration_seconds", HELP_COLLECTOR_DURATION, lambda c: c.duration),
     ("whmcs_exporter_collector_last_success_timestamp_seconds", HELP_COLLECTOR_LAST_SUCCESS,
      lambda c: c.last_success),
+    ("whmcs_exporter_collector_deferred", HELP_COLLECTOR_DEFERRED, lambda c: 1.0 if c.deferred else 0.0),
 )
+
+
+def _collector_series(snapshots: list[InstallationSnapshot], reports: dict[str, CapReport]) -> Iterator[Metric]:
+    """How many series each enabled collector exports on this scrape (0: its metrics are absent)."""
+    exported = GaugeMetricFamily("whmcs_exporter_collector_series", HELP_COLLECTOR_SERIES,
+                                 labels=["whmcs", "collector"])
+    for snap in snapshots:
+        kept = reports[snap.name].kept_by_collector if snap.name in reports else {}
+        for collector in sorted(snap.collectors):
+            exported.add_metric([snap.name, collector], kept.get(collector, 0))
+    yield exported

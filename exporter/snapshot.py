@@ -22,16 +22,21 @@ class Part(Protocol):
 
 @dataclass(frozen=True)
 class CollectorState:
-    """A collector's last good part and what happened on its last attempt."""
+    """A collector's last good part and what happened on its last attempt.
+
+    Freshness is the part's own: it goes stale `max_age` after its answers arrived, whatever the rest of
+    the poll did, so a long poll never makes the numbers read at its start look old on arrival.
+    """
 
     part: Part | None = None
-    updated: float | None = None  # poll time the part describes
+    updated: float | None = None  # when the part's answers arrived (its ages are counted from the poll's start)
     last_success: float | None = None  # when its last successful attempt ended
     duration: float | None = None  # seconds its last attempt took
-    success: bool = False
+    success: bool = False  # its last attempt did not fail (a collector the deadline deferred has not failed)
     reason: str | None = None  # failure reason of the last attempt
     error: str | None = None
     sample_ratio: float | None = None
+    deferred: bool = False  # the last poll's deadline left it for the next poll; its previous part stays
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ class InstallationSnapshot:
         return self.polls > 0 or self.backoff_until is not None
 
     def fresh_parts(self, now: float) -> Iterable[tuple[str, Part]]:
-        """Parts young enough to export: older data is dropped so dashboards show a gap, not frozen numbers."""
+        """Parts young enough to export: older data is dropped so dashboards show a gap, not frozen numbers.
+        Each part's age counts from when its own answers arrived."""
         for name, state in self.collectors.items():
             if state.part is not None and state.updated is not None and now - state.updated <= self.max_age:
                 yield name, state.part

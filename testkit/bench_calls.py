@@ -22,6 +22,7 @@ from exporter.client import CallStats, WhmcsClient, classify
 from exporter.collectors.base import Collector, PollContext
 from exporter.collectors.registry import build_collectors
 from exporter.config import ApiCredentials, InstallationConfig, Secret
+from exporter.errors import WhmcsError
 from exporter.poller import InstallationPoller
 from exporter.simulator import Simulator, World
 from exporter.simulator import api as sim_api
@@ -65,7 +66,8 @@ class TaggedCollector:
 
 
 class DirectClient:
-    """Answers calls from the simulator's API code without HTTP (used only to warm caches quickly)."""
+    """Answers calls from the simulator's API code without HTTP (to warm caches quickly, and for polls on a
+    fake clock: testkit/slow_whmcs.py); calls are counted in `stats` as the real client counts them."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -73,8 +75,14 @@ class DirectClient:
 
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         form = {k: str(v) for k, v in (params or {}).items()}
-        status, body = sim_api.handle(self.world, action, {"action": action, **form})
-        return classify(action, status, sim_api.to_json(body))
+        try:
+            status, body = sim_api.handle(self.world, action, {"action": action, **form})
+            result = classify(action, status, sim_api.to_json(body))
+        except WhmcsError as exc:
+            self.stats.record(action, exc.reason)
+            raise
+        self.stats.record(action, None)
+        return result
 
 
 @dataclass

@@ -14,7 +14,8 @@ from exporter.simulator import Simulator
 from testkit.exporter_process import ExporterProcess, Samples, write_config
 
 NAME = "w"
-FAST = {"poll_interval": "0.5s", "timeout": "0.3s", "max_age": "2s"}
+# A deadline far beyond the interval: these tests count calls per poll, which a deadline hit under load would vary.
+FAST = {"poll_interval": "0.5s", "poll_deadline": "10s", "timeout": "0.3s", "max_age": "2s"}
 
 
 def installation(sim: Simulator, **overrides: Any) -> dict[str, Any]:

@@ -7,9 +7,15 @@ import time
 import pytest
 
 from exporter.simulator import Simulator
+from testkit.exporter_process import Samples
 from testkit.reliability import NAME, failures, has_tickets, installation, polls, start, up, value
 
 pytestmark = pytest.mark.process
+
+
+def ticket_series(samples: Samples) -> list[str]:
+    return [n for n in samples.names() if n.startswith("whmcs_") and not n.startswith("whmcs_exporter_")
+            and n != "whmcs_up"]
 
 
 def test_outage_stales_ticket_series_and_recovery_is_automatic(tmp_path):
@@ -27,12 +33,13 @@ def test_outage_stales_ticket_series_and_recovery_is_automatic(tmp_path):
             # after it they are gone rather than frozen.
             if time.time() - last_success < 1.5:
                 assert has_tickets(s)
-            s = proc.wait_for(lambda s: not has_tickets(s), timeout=10)
-            assert time.time() - last_success >= 2.0  # gone only once older than max_age
+            # Each collector's series go max_age after its own answers arrived (later collectors' a bit later).
+            s = proc.wait_for(lambda s: not ticket_series(s), timeout=10)
+            arrived = s.select("whmcs_exporter_collector_last_success_timestamp_seconds", whmcs=NAME).values()
+            assert arrived and all(time.time() - t >= 2.0 for t in arrived)  # gone only once older than max_age
+            assert min(arrived) >= last_success  # read during the last good poll, after its start
+            assert all(v == 0.0 for v in s.select("whmcs_exporter_collector_series", whmcs=NAME).values())
             last_poll = value(s, "whmcs_exporter_last_poll_timestamp_seconds")
-            ticket_series = [n for n in s.names() if n.startswith("whmcs_") and not n.startswith("whmcs_exporter_")
-                             and n != "whmcs_up"]
-            assert ticket_series == [], ticket_series
             # The exporter's own metrics remain and explain.
             assert up(s) == 0.0
             assert value(s, "whmcs_exporter_last_poll_success_timestamp_seconds") == last_success

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from exporter.client import ApiClient, flag
+from exporter.collectors.pacing import Pace
 from exporter.snapshot import Part
 
 if TYPE_CHECKING:
@@ -16,12 +17,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class PollContext:
-    """One poll: the client to call, the reference time for every age, and the parts made so far."""
+    """One poll: the client to call, the reference time for every age, the parts made so far, and the
+    pace (deadline, call latency) that work which can wait follows."""
 
     client: ApiClient
     now: float
     installation: InstallationConfig
     parts: dict[str, Part] = field(default_factory=dict)
+    pace: Pace = field(default_factory=Pace)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -55,3 +58,6 @@ class Registration:
     needs: tuple[str, ...] = ()  # collectors whose parts it reads when they ran earlier in the same poll
     # Whether the installation's config gives the collector anything to do (e.g. `sla` needs targets).
     applies: Callable[[InstallationConfig], bool] = lambda inst: True
+    # Skipped once the poll's deadline has passed (its previous part stays until stale): for collectors
+    # that are not the backlog numbers and whose work resumes next poll.
+    can_wait: bool = False

@@ -3,7 +3,8 @@
 Each poll takes three steps: the window listing (`window_listing.py`) brings the
 list of tickets opened in the window up to date; GetTicket reads the replies of
 tickets whose first response is not known yet (oldest first, at most
-`max_ticket_fetches_per_poll`; a first response never changes, so it is cached for
+`max_ticket_fetches_per_poll`, fewer when the measured call latency says they would not fit
+before the poll's deadline; a first response never changes, so it is cached for
 the ticket's life in the window, and a ticket whose `lastreply` equals its opening
 needs no call); the known tickets are summed up. Design, bounds and coverage:
 docs/first-response.md.
@@ -75,6 +76,7 @@ class FirstResponseCollector:
         self.budget = installation.max_ticket_fetches_per_poll
         self.listing = WindowListing(full_pass_interval, max_list_pages)
         self.last_fetches = 0  # GetTicket calls of the last poll, for tests and logs
+        self.last_budget = self.budget  # GetTicket calls the last poll allowed (the deadline may lower it)
 
     @property
     def tickets(self) -> dict[int, Tracked]:
@@ -132,7 +134,11 @@ class FirstResponseCollector:
     def _fetch(self, ctx: PollContext) -> None:
         due = sorted((t.opened, i) for i, t in self.tickets.items() if t.needs_fetch)
         self.last_fetches = 0
-        for _, ident in due[:self.budget]:
+        # As many as fit before the deadline at the measured latency: the rest waits for the next poll.
+        self.last_budget = ctx.pace.affordable(min(self.budget, len(due)))
+        for _, ident in due[:self.last_budget]:
+            if ctx.pace.past_deadline():
+                break  # WHMCS slowed down within the poll
             self.last_fetches += 1
             try:
                 answer = ctx.client.call("GetTicket", {"ticketid": ident, "repliessort": "ASC"})

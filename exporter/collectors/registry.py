@@ -1,5 +1,8 @@
 """Every collector, registered once, in the order a poll runs them (later ones may read earlier parts).
 
+The order is the order of importance: the backlog numbers first, so that a poll cut short by its
+deadline has read them; the collectors that can wait last.
+
 Adding a collector is one `Registration` here: the config's `collectors` key, the
 `--collector.X` flags, `whmcs_exporter_collector_*{collector}` and the configuration
 reference all come from this table.
@@ -28,19 +31,22 @@ REGISTRY: tuple[Registration, ...] = (
                  "the longest current wait for a staff reply", needs=("counts",)),
     Registration("departments", lambda inst: DepartmentsCollector(),
                  "awaiting and active tickets and the longest wait per support department"),
-    Registration("wait_distribution", lambda inst: WaitDistributionCollector(),
-                 "the exact distribution of current waits (gauge histogram)", needs=("counts",)),
     Registration("priorities", lambda inst: PrioritiesCollector(),
                  "active tickets by priority"),
+    Registration("wait_distribution", lambda inst: WaitDistributionCollector(),
+                 "the exact distribution of current waits (gauge histogram)", needs=("counts",),
+                 can_wait=True),
     Registration("first_response", FirstResponseCollector,
-                 "time from opening to the first staff reply (GetTicket per ticket, cached)"),
+                 "time from opening to the first staff reply (GetTicket per ticket, cached)", can_wait=True),
     Registration("sla", SlaCollector,
                  "awaiting tickets breached or at risk of their service-level targets (only with `sla` configured)",
-                 needs=("departments", "first_response"), applies=lambda inst: inst.sla is not None),
+                 needs=("departments", "first_response"), applies=lambda inst: inst.sla is not None,
+                 can_wait=True),
 )
 
 NAMES: tuple[str, ...] = tuple(r.name for r in REGISTRY)
 DEFAULTS: frozenset[str] = frozenset(r.name for r in REGISTRY if r.default)
+CAN_WAIT: frozenset[str] = frozenset(r.name for r in REGISTRY if r.can_wait)
 
 
 def build_collectors(inst: InstallationConfig) -> list[Collector]:

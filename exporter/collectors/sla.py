@@ -173,7 +173,8 @@ class SlaCollector:
             else:
                 waits.append(wait_of(row.id, _label(labels, row), row.priority, row.date, row.lastreply, replied))
         self.last_fetches = 0
-        for row in sorted(due, key=lambda r: r.lastreply)[:budget]:
+        # As many as fit before the poll's deadline at the measured call latency: the rest waits for the next poll.
+        for row in sorted(due, key=lambda r: r.lastreply)[:ctx.pace.affordable(min(budget, len(due)))]:
             found = self._fetch(ctx, row)
             if found is not None:
                 replied = found.first_staff_reply is not None

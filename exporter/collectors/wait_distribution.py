@@ -11,6 +11,8 @@ Cost per poll (N = awaiting tickets, W = WINDOW = 250):
   tickets placed by interpolation between known (position, lastreply) points, falling back to
   bisection when a step does not halve the bracket. Every fetched window resolves whatever boundaries
   it happens to contain. Measured at 100,000 awaiting tickets: 14-30 calls depending on the spread of waits.
+- Refinement calls stop at the poll's deadline: the buckets already exact are exported, the others are
+  absent that poll (+Inf, the total, is always known).
 - Never more than `distribution_max_calls` (default 40). If that cap is reached with a boundary still
   open, the part carries no histogram (numbers are true or absent) and the reason is logged.
 
@@ -38,7 +40,8 @@ from exporter.families import FROM_LAST_POLL, FamilySink
 
 log = logging.getLogger(__name__)
 
-HELP_WAITS = ("Awaiting-reply tickets by seconds since their last reply (gauge histogram; bucket counts are exact). "
+HELP_WAITS = ("Awaiting-reply tickets by seconds since their last reply (gauge histogram; bucket counts are exact; "
+        "a bucket the poll's deadline left unresolved is absent that poll). "
         "_gsum is exact when whmcs_exporter_sample_ratio{collector=\"wait_distribution\"} is 1, otherwise "
         "estimated by interpolating ages between the fetched tickets." + FROM_LAST_POLL)
 WINDOW = 250
@@ -65,13 +68,15 @@ class WaitDistributionPart:
 
 @dataclass(frozen=True)
 class Distribution:
-    """What the search found: cumulative counts per bound (+Inf = total) or None when unresolved."""
+    """What the search found: cumulative counts per bound (+Inf = total) or None when unresolved; with
+    `deferred`, the bounds the deadline left open count None (the others are exact)."""
 
     total: int
-    counts: tuple[int, ...] | None
+    counts: tuple[int | None, ...] | None
     gsum: float
     fetched: int
     calls: int
+    deferred: bool = False  # the poll's deadline stopped the refinement with some bounds open
 
     @property
     def exact_sum(self) -> bool:
@@ -182,8 +187,11 @@ def gap_sum(a0: float, a1: float, steps: int) -> float:
 
 
 def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int | None, full_limit: int,
-           max_calls: int, window: int = WINDOW) -> Distribution:
-    """Find every bucket boundary of the awaiting list; `fetch(start, num)` is one GetTickets call."""
+           max_calls: int, window: int = WINDOW, stop: Callable[[], bool] = lambda: False) -> Distribution:
+    """Find every bucket boundary of the awaiting list; `fetch(start, num)` is one GetTickets call.
+
+    Refinement calls (beyond the first one or two) are made only while `stop()` says no: the poll's deadline.
+    Stopped with boundaries still open, the distribution is `deferred`: those bounds count None."""
     calls = 0
     points: dict[int, float] = {}
     ends: set[int] = set()  # where a page came back short: the list ends (or shrank) there
@@ -218,22 +226,28 @@ def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int
         brackets = [bracket(ordered, total, now, le) for le in bounds]
         open_ = [(i, lo, hi) for i, (lo, hi) in enumerate(brackets) if hi - lo > 1]
         if not open_:
-            counts = [hi for _, hi in brackets]
+            counts: list[int | None] = [hi for _, hi in brackets]
             break
         if calls >= max_calls:
             return Distribution(total, None, 0.0, len(points), calls)
+        if stop():  # the deadline: the buckets already exact are kept, the others are left out this poll
+            counts = [hi if hi - lo == 1 else None for lo, hi in brackets]
+            break
         index, lo, hi = open_[0]
         width = hi - lo
         bisect[index] = index in widths and width > widths[index] // 2 and not bisect.get(index, False)
         widths[index] = width
         start, num = plan_window(dict(ordered), lo, hi, now, bounds[index], window, bisect[index])
         take(start, num)
-    clamped, previous = [], 0
+    clamped: list[int | None] = []
+    previous = 0
     for count in counts:
-        previous = min(total, max(previous, count))
-        clamped.append(previous)
+        if count is not None:
+            previous = min(total, max(previous, count))
+        clamped.append(None if count is None else previous)
     gsum = integrate_ages(sorted(p for p in points.items() if p[0] < total), total, now)
-    return Distribution(total, tuple(clamped) + (total,), gsum, len([p for p in points if p < total]), calls)
+    return Distribution(total, tuple(clamped) + (total,), gsum, len([p for p in points if p < total]), calls,
+                        deferred=None in clamped)
 
 
 class WaitDistributionCollector:
@@ -254,7 +268,7 @@ class WaitDistributionCollector:
             return fetch_page(ctx.client, ctx.zone, params, start, num)
 
         found = search(fetch, ctx.now, inst.buckets, total_hint=hint, full_limit=max(self.window, inst.sample_limit),
-                       max_calls=inst.distribution_max_calls, window=self.window)
+                       max_calls=inst.distribution_max_calls, window=self.window, stop=ctx.pace.past_deadline)
         if found.counts is None:
             level = logging.DEBUG if self._told_unresolved else logging.WARNING
             self._told_unresolved = True
@@ -265,6 +279,7 @@ class WaitDistributionCollector:
                     inst.name, found.total, inst.distribution_max_calls)
             return WaitDistributionPart(inst.name, None, None, None, found.calls)
         self._told_unresolved = False
-        buckets = tuple(zip((*inst.buckets, float("inf")), found.counts))
+        # Only exact buckets: those the deadline left open are absent this poll (+Inf, the total, always known).
+        buckets = tuple((le, n) for le, n in zip((*inst.buckets, float("inf")), found.counts) if n is not None)
         ratio = 1.0 if found.total == 0 else min(1.0, found.fetched / found.total)
         return WaitDistributionPart(inst.name, buckets, found.gsum, ratio, found.calls, found.exact_sum)

@@ -172,7 +172,7 @@ class WindowListing:
             read, (start, size) = size, next_page(page, PAGE_OVERLAP, PAGE_SIZE)
             ended = page.reaches_end or not page.tickets
             complete = ended or page.tickets[-1].lastreply < stop
-            if complete or self.last_pages >= self.max_pages - 1:
+            if complete or self.last_pages >= self.max_pages - 1 or ctx.pace.past_deadline():
                 break
         # A tie run at the top stays there until newer replies come: the next scan reads it in one page.
         self._head_size = read if complete and read > PAGE_SIZE else INCREMENTAL_PAGE
@@ -209,7 +209,7 @@ class WindowListing:
         p = self._pass
         assert p is not None
         params = ctx.tickets_params()
-        while not p.done and self.last_pages < self.max_pages:
+        while not p.done and self.last_pages < self.max_pages and not ctx.pace.past_deadline():
             page = self._page(ctx, params, p.cursor, p.size)
             self._list(page.tickets, cutoff, p.number)
             if page.tickets:
@@ -232,7 +232,7 @@ class WindowListing:
         # Tickets opened before the window are not listed any more: they are evicted, not missing.
         missing = [i for i, t in self.tickets.items() if t.listed != p.number and t.opened >= cutoff]
         if missing and not p.top_seen:
-            if self.last_pages >= self.max_pages:
+            if self.last_pages >= self.max_pages or ctx.pace.past_deadline():
                 return  # the next poll's head scan looks at the top, then the pass ends
             # A ticket replied to while we paged jumps to the top, past pages already read.
             page = self._page(ctx, ctx.tickets_params(), 0, max(PAGE_SIZE, self._head_size))

@@ -48,6 +48,9 @@ class InstallationConfig:
     auth: Auth  # the login; its keys are declared in auth.py
     timezone: str = setting(TimeZone(), "UTC", "IANA zone of WHMCS's times (PHP date.timezone)", env="WHMCS_TIMEZONE")
     poll_interval: float = setting(Duration(), 60.0, "time between polls (±2.5% jitter)", env="WHMCS_POLL_INTERVAL")
+    poll_deadline: float | None = setting(Duration(), None, "work that can wait stops this long after a poll's start",
+                                          derive=lambda values: values["poll_interval"] / 2,
+                                          default_doc="½ poll_interval")
     timeout: float = setting(Duration(), 10.0, "limit for one API call's complete answer")
     tls_verify: bool = setting(Flag(), True, "verify WHMCS's TLS certificate")
     ca_file: str | None = setting(FilePath(), None, "CA bundle to verify WHMCS's certificate with")
@@ -68,6 +71,11 @@ class InstallationConfig:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def deadline(self) -> float:
+        """Seconds after a poll's start at which the work that can wait stops (resumed next poll)."""
+        return self.poll_deadline if self.poll_deadline is not None else self.poll_interval / 2
 
     @property
     def api_style(self) -> str:

@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--static-token", action="append", default=[])
     p.add_argument("--live", action="store_true", help="keep tickets arriving, being answered and closed")
     p.add_argument("--live-interval", type=float, default=3.0)
+    p.add_argument("--latency", type=float, default=0.0,
+                   help="seconds every API call takes, as on a slow WHMCS (0.6 is common on shared hosting)")
     return p.parse_args(argv)
 
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     sim = Simulator(world=world, style=a.style, identifier=a.identifier, secret=a.secret,
                     admin_username=a.admin_username, admin_password=a.admin_password, accesskey=a.accesskey,
                     allow_ips=a.allow_ip or ("127.0.0.1", "::1"), host=a.host, port=a.port, live=a.live,
-                    live_interval=a.live_interval, token_ttl=a.token_ttl, static_tokens=a.static_token)
+                    live_interval=a.live_interval, token_ttl=a.token_ttl, static_tokens=a.static_token,
+                    latency=a.latency)
     # Handlers first: a caller may send SIGTERM as soon as it has read the URL line.
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.start()
     md5 = hashlib.md5(a.admin_password.encode()).hexdigest()
     if a.style == "whmcs":
-        print(f"WHMCS simulator: {sim.url}/includes/api.php  ({len(world.tickets)} tickets, tz {a.timezone})")
+        print(f"WHMCS simulator: {sim.url}/includes/api.php  ({len(world.tickets)} tickets, tz {a.timezone}, "
+              f"{a.latency:g} s per call)")
         print(f"  API credentials: identifier={a.identifier} secret={a.secret}")
         print(f"  legacy login:    username={a.admin_username} password={md5} (md5 of {a.admin_password})")
         if a.accesskey:

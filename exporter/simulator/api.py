@@ -281,8 +281,9 @@ def get_support_statuses(world: World, p: dict[str, str]) -> Result:
 
 
 def handle(world: World, action: str, params: dict[str, str], gateway_ticketnum: bool = False) -> Result:
-    """Run one (already authenticated) action against the world, holding the world lock."""
+    """Run one (already authenticated) action against the world, holding the world lock (after its latency)."""
     name = canonical(action)
+    world.take_call_time()
     with world.lock:
         if name == "GetTicketCounts":
             return get_ticket_counts(world, params)

@@ -266,6 +266,7 @@ class Simulator:
     """A running fake WHMCS: `Simulator(...).start()`, then point the exporter at `sim.url`.
 
     `clock` drives ban windows and token expiry (the world has its own clock for ticket times);
+    `latency` is the seconds every API call takes (the world's knob, set here for convenience);
     `ban_exempt_ips` never get banned, as WHMCS's ban whitelist.
     """
 
@@ -279,10 +280,12 @@ class Simulator:
                  base_path: str = "/api/v2/keliweb/", gateway_ticketnum: bool | None = None,
                  trust_forwarded_for: bool = False, live_interval: float = 3.0,
                  clock: Callable[[], float] = time.time, call_log_size: int = 100_000,
-                 ban_exempt_ips: Iterable[str] = ()):
+                 ban_exempt_ips: Iterable[str] = (), latency: float | None = None):
         if style not in ("whmcs", "bearer"):
             raise ValueError("style must be 'whmcs' or 'bearer'")
         self.world = world if world is not None else World.generate(seed=seed, tickets=tickets, tz=tz)
+        if latency is not None:
+            self.world.latency = latency  # seconds per API call (see World.latency)
         self.style, self.host, self._port = style, host, port
         self.base_path = "/" + base_path.strip("/") + "/"
         self.gateway_ticketnum = style == "bearer" if gateway_ticketnum is None else gateway_ticketnum

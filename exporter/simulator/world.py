@@ -114,11 +114,16 @@ _MIX = {"Closed": 50, "Answered": 12, "Open": 9, "Customer-Reply": 10, "On Hold"
 class World:
     """All state of one simulated desk. Every public method takes `self.lock`."""
 
-    def __init__(self, seed: int = 1, tz: str = "America/Chicago", clock: Callable[[], float] = time.time):
+    def __init__(self, seed: int = 1, tz: str = "America/Chicago", clock: Callable[[], float] = time.time,
+                 latency: float = 0.0, sleep: Callable[[float], None] = time.sleep):
         self.seed = seed
         self.tz = ZoneInfo(tz)
         self.tz_name = tz
         self.clock = clock
+        # Seconds every API call takes (WHMCS boots and logs an admin in per call: 0.6 s on shared hosting
+        # is common). `sleep` passes it: a test with a fake clock advances the clock instead of waiting.
+        self.latency = latency
+        self.sleep = sleep
         self.lock = threading.RLock()
         self.statuses: list[Status] = default_statuses()
         self.departments: list[Department] = []
@@ -272,6 +277,11 @@ class World:
             if d.id == deptid:
                 return d
         return None
+
+    def take_call_time(self) -> None:
+        """Spend one API call's latency, outside the lock: concurrent calls overlap as they do in WHMCS."""
+        if self.latency > 0:
+            self.sleep(self.latency)
 
     def fmt(self, epoch: int) -> str:
         """WHMCS's date format: server-local time, no zone marker."""
