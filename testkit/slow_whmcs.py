@@ -19,16 +19,16 @@ from exporter.simulator import World
 from exporter.snapshot import SnapshotStore
 from testkit.bench_calls import DirectClient
 from testkit.exporter_process import Samples
+from testkit.in_process import Clock
 
 START = 1_760_000_000.0
 
 
-class FakeClock:
-    def __init__(self, t: float = START) -> None:
-        self.t = t
+class FakeClock(Clock):
+    """The settable clock, also the world's `sleep`: a call's latency moves it on."""
 
-    def __call__(self) -> float:
-        return self.t
+    def __init__(self, t: float = START) -> None:
+        super().__init__(t)
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
