@@ -149,7 +149,7 @@ class InstallationPoller:
             states[collector.name], failure = self._run_one(collector, ctx, previous)
             if can_wait and states[collector.name].success:
                 states[collector.name] = replace(states[collector.name], deferred=pace.cut)
-            fatal = failure if failure is not None and failure.aborts_poll else None
+            fatal = failure
         self._log_skipped(skipped, pace.clock() - now)
         return states, fatal
 
@@ -164,7 +164,7 @@ class InstallationPoller:
 
     def _run_one(self, collector: Collector, ctx: PollContext,
                  previous: CollectorState) -> tuple[CollectorState, WhmcsError | None]:
-        """One collector's new state, and its failure (None when it succeeded)."""
+        """One collector's new state, and the failure that ends the poll (None when there is none)."""
         started = time.monotonic()
         try:
             part = collector.poll(ctx)
@@ -173,8 +173,10 @@ class InstallationPoller:
                 self.stats.record_failure(exc.action, exc.reason)
                 exc = self._scrubbed(exc)  # raised by a collector quoting an answer: the client never saw it
             self._log_collector_failure(collector.name, exc, previous)
+            # Only a failure that ends the poll is passed on: any other one's traceback would keep the frames
+            # (and the answer they parsed) alive while the next collector reads its own answer.
             return replace(previous, success=False, reason=exc.reason, error=str(exc), deferred=False,
-                           duration=time.monotonic() - started), exc
+                           duration=time.monotonic() - started), exc if exc.aborts_poll else None
         except Exception as exc:  # a bug in one collector costs that collector, never the poll or the thread
             log.exception("whmcs=%s collector=%s: unexpected error (a bug: please report it)",
                           self.installation.name, collector.name)
