@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.ticket_lists import AWAITING, Page, fetch_page
@@ -186,50 +186,60 @@ def gap_sum(a0: float, a1: float, steps: int) -> float:
     return a0 * ratio * (ratio ** (steps - 1) - 1) / (ratio - 1)
 
 
+@dataclass
+class _Positions:
+    """What the fetched pages showed: `lastreply` by list position, and where a short page ended the list."""
+
+    fetch: Fetch
+    calls: int = 0
+    points: dict[int, float] = field(default_factory=dict)
+    ends: set[int] = field(default_factory=set)
+
+    def take(self, start: int, num: int) -> Page:
+        self.calls += 1
+        page = self.fetch(start, num)
+        for offset, ticket in enumerate(page.tickets):
+            self.points[start + offset] = ticket.lastreply
+        # Short and, by its own totalresults, at the end: the list shrank. Short but not at the end: the
+        # server capped limitnum (gateways do), which says nothing about where the list ends.
+        if len(page.tickets) < num and start + len(page.tickets) >= page.total:
+            self.ends.add(start + len(page.tickets))
+        return page
+
+    def ordered(self) -> list[tuple[int, float]]:
+        ordered = sorted(self.points.items())
+        if self.ends:
+            # A short page near the end: the list shrank, positions from there on hold nothing.
+            cut = min(self.ends)
+            ordered = [p for p in ordered if p[0] < cut] + [(cut, float("-inf"))]
+        return ordered
+
+
 def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int | None, full_limit: int,
            max_calls: int, window: int = WINDOW, stop: Callable[[], bool] = lambda: False) -> Distribution:
     """Find every bucket boundary of the awaiting list; `fetch(start, num)` is one GetTickets call.
 
     Refinement calls (beyond the first one or two) are made only while `stop()` says no: the poll's deadline.
     Stopped with boundaries still open, the distribution is `deferred`: those bounds count None."""
-    calls = 0
-    points: dict[int, float] = {}
-    ends: set[int] = set()  # where a page came back short: the list ends (or shrank) there
-
-    def take(start: int, num: int) -> Page:
-        nonlocal calls
-        calls += 1
-        page = fetch(start, num)
-        for offset, ticket in enumerate(page.tickets):
-            points[start + offset] = ticket.lastreply
-        # Short and, by its own totalresults, at the end: the list shrank. Short but not at the end: the
-        # server capped limitnum (gateways do), which says nothing about where the list ends.
-        if len(page.tickets) < num and start + len(page.tickets) >= page.total:
-            ends.add(start + len(page.tickets))
-        return page
-
+    seen = _Positions(fetch)
     first_num = total_hint + 25 if total_hint is not None and total_hint <= full_limit else window
-    first = take(0, max(1, min(first_num, full_limit)))
+    first = seen.take(0, max(1, min(first_num, full_limit)))
     total = first.total  # the first answer is authoritative; later totals only show movement
-    if total > len(points) and total <= full_limit and calls < max_calls:
-        take(len(first.tickets), total - len(first.tickets))
-    elif total > len(points) and calls < max_calls:
-        take(max(len(first.tickets), total - window), window)
+    if total > len(seen.points) and total <= full_limit and seen.calls < max_calls:
+        seen.take(len(first.tickets), total - len(first.tickets))
+    elif total > len(seen.points) and seen.calls < max_calls:
+        seen.take(max(len(first.tickets), total - window), window)
     widths: dict[int, int] = {}
     bisect: dict[int, bool] = {}
     while True:
-        ordered = sorted(points.items())
-        if ends:
-            # A short page near the end: the list shrank, positions from there on hold nothing.
-            cut = min(ends)
-            ordered = [p for p in ordered if p[0] < cut] + [(cut, float("-inf"))]
+        ordered = seen.ordered()
         brackets = [bracket(ordered, total, now, le) for le in bounds]
         open_ = [(i, lo, hi) for i, (lo, hi) in enumerate(brackets) if hi - lo > 1]
         if not open_:
             counts: list[int | None] = [hi for _, hi in brackets]
             break
-        if calls >= max_calls:
-            return Distribution(total, None, 0.0, len(points), calls)
+        if seen.calls >= max_calls:
+            return Distribution(total, None, 0.0, len(seen.points), seen.calls)
         if stop():  # the deadline: the buckets already exact are kept, the others are left out this poll
             counts = [hi if hi - lo == 1 else None for lo, hi in brackets]
             break
@@ -237,17 +247,22 @@ def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int
         width = hi - lo
         bisect[index] = index in widths and width > widths[index] // 2 and not bisect.get(index, False)
         widths[index] = width
-        start, num = plan_window(dict(ordered), lo, hi, now, bounds[index], window, bisect[index])
-        take(start, num)
+        seen.take(*plan_window(dict(ordered), lo, hi, now, bounds[index], window, bisect[index]))
+    clamped = _monotone(counts, total)
+    gsum = integrate_ages(sorted(p for p in seen.points.items() if p[0] < total), total, now)
+    return Distribution(total, tuple(clamped) + (total,), gsum, len([p for p in seen.points if p < total]),
+                        seen.calls, deferred=None in clamped)
+
+
+def _monotone(counts: Sequence[int | None], total: int) -> list[int | None]:
+    """Cumulative counts clamped to be non-decreasing and at most `total` (tickets moved between calls)."""
     clamped: list[int | None] = []
     previous = 0
     for count in counts:
         if count is not None:
             previous = min(total, max(previous, count))
         clamped.append(None if count is None else previous)
-    gsum = integrate_ages(sorted(p for p in points.items() if p[0] < total), total, now)
-    return Distribution(total, tuple(clamped) + (total,), gsum, len([p for p in points if p < total]), calls,
-                        deferred=None in clamped)
+    return clamped
 
 
 class WaitDistributionCollector:
