@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.client import CallStats, WhmcsClient, classify
+from exporter.answers import classify
+from exporter.client import CallStats, WhmcsClient
 from exporter.collectors.base import Collector, PollContext
 from exporter.collectors.registry import build_collectors
 from exporter.config import ApiCredentials, InstallationConfig, Secret

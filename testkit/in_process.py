@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from exporter.client import classify
+from exporter.answers import classify
 from exporter.simulator import World
 from exporter.simulator.api import handle, to_json
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from exporter.client import classify, flag, legacy_password, parse_retry_after
+from exporter.answers import classify
+from exporter.client import flag, legacy_password, parse_retry_after
 from exporter.errors import (
     ApiError,
     AuthError,

@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from exporter.advice import advice
-from exporter.client import WhmcsClient, classify
+from exporter.answers import classify
+from exporter.client import WhmcsClient
 from exporter.config import ApiCredentials, InstallationConfig, Secret
 from exporter.error_pages import excerpt
 from exporter.errors import HttpStatusError, WhmcsError

@@ -23,7 +23,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import fields
-from exporter.client import classify
+from exporter.answers import classify
 from exporter.collectors.counts import CountsPart, parse_counts, parse_status_map, parse_statuses
 from exporter.collectors.support_departments import parse_departments
 from exporter.collectors.ticket_lists import parse_page, parse_ticket
