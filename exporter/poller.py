@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import MappingProxyType
 
-from exporter.advice import advice
 from exporter.backoff import jitter_for, next_poll_time, pause_after
 from exporter.client import CallStats, WhmcsClient
 from exporter.collectors.base import Collector, PollContext
@@ -26,6 +25,7 @@ from exporter.collectors.pacing import CallLatency, Pace, TimedClient
 from exporter.collectors.registry import CAN_WAIT, build_collectors
 from exporter.config import InstallationConfig, credentials_digest
 from exporter.errors import ShapeError, WhmcsError, scrub_secrets
+from exporter.poll_log import PollLog, human
 from exporter.snapshot import CollectorState, InstallationSnapshot, SnapshotStore
 from exporter.state.resume import restore_collectors, resumed_snapshot, saved_installation
 from exporter.state.saved import SavedInstallation, installation_key
@@ -33,8 +33,6 @@ from exporter.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
-# While the same failure lasts, it is logged at warning level this often (seconds), at debug level between.
-REPEAT_WARNING = 600.0
 # WHMCS bans an IP after 3 failed logins within this many seconds.
 BAN_WINDOW = 1800.0
 
@@ -62,14 +60,13 @@ class InstallationPoller:
         self.rng = rng or random.Random()
         self.snapshot = InstallationSnapshot(name=installation.name, max_age=installation.max_age)
         self.latency = CallLatency()  # seconds per API call, carried from poll to poll to size deferrable work
-        self._told_skipped = False
         self._overload_streak = 0
         self._auth_fingerprint: str | None = None
-        self._last_warning: tuple[str, float] | None = None  # (message, monotonic time) of the last one logged
+        self.log = PollLog(installation)
         if installation.auth_backoff <= BAN_WINDOW / 2:
             log.warning("whmcs=%s: auth_backoff %s allows 3 failed logins within 30 minutes: WHMCS would ban this "
                         "host's IP on wrong credentials; use more than 15 minutes", installation.name,
-                        _human(installation.auth_backoff))
+                        human(installation.auth_backoff))
         self.state = state
         self._state_key = installation_key(installation)
         if state is not None:
@@ -98,7 +95,7 @@ class InstallationPoller:
         if up and not snap.up and snap.polls:
             log.info("whmcs=%s: poll succeeded again", snap.name)
         if up:
-            self._last_warning = None
+            self.log.recovered()
         requests, failures = self.stats.totals()
         published = self._publish(replace(
             snap,
@@ -150,17 +147,8 @@ class InstallationPoller:
             if can_wait and states[collector.name].success:
                 states[collector.name] = replace(states[collector.name], deferred=pace.cut)
             fatal = failure
-        self._log_skipped(skipped, pace.clock() - now)
+        self.log.skipped(skipped, pace.clock() - now, self.latency.seconds)
         return states, fatal
-
-    def _log_skipped(self, skipped: list[str], elapsed: float) -> None:
-        """Warn when the deadline starts leaving whole collectors out, once until it stops happening."""
-        if skipped and not self._told_skipped:
-            log.warning("whmcs=%s: poll_deadline %.1fs reached (after %.1fs) before %s could run: left for later "
-                        "polls (their series go absent when stale). WHMCS answers slowly (%.2fs per call): raise "
-                        "poll_deadline (up to poll_interval) or poll_interval.", self.installation.name,
-                        self.installation.deadline, elapsed, ", ".join(skipped), self.latency.seconds or 0.0)
-        self._told_skipped = bool(skipped)
 
     def _run_one(self, collector: Collector, ctx: PollContext,
                  previous: CollectorState) -> tuple[CollectorState, WhmcsError | None]:
@@ -172,7 +160,7 @@ class InstallationPoller:
             if isinstance(exc, ShapeError):
                 self.stats.record_failure(exc.action, exc.reason)
                 exc = self._scrubbed(exc)  # raised by a collector quoting an answer: the client never saw it
-            self._log_collector_failure(collector.name, exc, previous)
+            self.log.collector_failure(collector.name, exc, previous)
             # Only a failure that ends the poll is passed on: any other one's traceback would keep the frames
             # (and the answer they parsed) alive while the next collector reads its own answer.
             return replace(previous, success=False, reason=exc.reason, error=str(exc), deferred=False,
@@ -199,10 +187,10 @@ class InstallationPoller:
                             max_backoff=self.installation.max_backoff,
                             overload_streak=self._overload_streak, rng=self.rng)
         if pause is None:
-            self._log_poll_failure(fatal)
+            self.log.poll_failure(fatal)
             return None, None
         self._auth_fingerprint = credential_fingerprint(self.client) if pause.reason == "auth" else None
-        self._log_pause(fatal, pause.seconds)
+        self.log.pause(fatal, pause.seconds)
         # Counted from the failed answer, not from the poll's start: Retry-After means "after this answer".
         return pause.reason, self.clock() + pause.seconds
 
@@ -220,7 +208,7 @@ class InstallationPoller:
         if self.snapshot.backoff_reason == "auth" and self._credentials_changed():
             return  # the first poll tries the new credentials (and says so)
         log.warning("whmcs=%s: %s back-off from before the restart runs %s more: no call to WHMCS until then",
-                    self.installation.name, saved.backoff_reason, _human(self.snapshot.backoff_until - now))
+                    self.installation.name, saved.backoff_reason, human(self.snapshot.backoff_until - now))
 
     def _save(self) -> None:
         if self.state is not None:
@@ -245,38 +233,6 @@ class InstallationPoller:
             return False
         current = credential_fingerprint(self.client)
         return current is not None and current != self._auth_fingerprint
-
-    def _log_collector_failure(self, name: str, exc: WhmcsError, previous: CollectorState) -> None:
-        if exc.aborts_poll:
-            return  # logged once as the poll's failure, with advice
-        # Once per change: a collector that keeps failing the same way (an action the installation lacks) must not
-        # repeat its warning every poll; the first failure, a new reason or a relapse after success is logged.
-        level = logging.WARNING if previous.success or previous.reason != exc.reason else logging.DEBUG
-        hint = advice(exc)
-        log.log(level, "whmcs=%s collector=%s failed: %s%s", self.installation.name, name, exc,
-                 f" - {hint}" if hint else "")
-
-    def _log_poll_failure(self, exc: WhmcsError) -> None:
-        """Warn when the failure is new, and again every REPEAT_WARNING seconds while it lasts; debug between:
-        an installation down for a day must stay visible in the log without a line every poll."""
-        text, now = str(exc), time.monotonic()
-        repeat = self._last_warning is not None and self._last_warning[0] == text \
-            and now - self._last_warning[1] < REPEAT_WARNING
-        if not repeat:
-            self._last_warning = (text, now)
-        hint = advice(exc)
-        log.log(logging.DEBUG if repeat else logging.WARNING, "whmcs=%s: poll failed: %s%s",
-                self.installation.name, exc, f" - {hint}" if hint else "")
-
-    def _log_pause(self, exc: WhmcsError, seconds: float) -> None:
-        hint = advice(exc)
-        if exc.reason == "auth":
-            log.error("whmcs=%s: authentication failed: %s - %s. No further login attempt for %s (WHMCS bans an "
-                      "IP after 3 failed logins in 30 minutes); a changed secret file is tried at once.",
-                      self.installation.name, exc, hint, _human(seconds))
-        else:
-            log.warning("whmcs=%s: WHMCS is overloaded: %s; pausing polls for %s", self.installation.name,
-                        exc, _human(seconds))
 
     # -- the thread ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -307,12 +263,6 @@ class InstallationPoller:
             self.snapshot = replace(self.snapshot, next_poll_time=planned)
             self.store.put(self.snapshot)
             stop.wait(max(0.0, due - self.clock()))
-
-
-def _human(seconds: float) -> str:
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 def start_pollers(pollers: list[InstallationPoller], stop: threading.Event) -> list[threading.Thread]:
