@@ -23,6 +23,8 @@ from exporter.config import InstallationConfig, parse
 from exporter.families import FamilySink
 from exporter.simulator import World
 from exporter.simulator.sla_truth import OpenMinutes, sla_truth
+from exporter.state.saved import SavedInstallation
+from exporter.state.store import StateStore
 from testkit.in_process import MemoryClient
 
 ZONE_NAME = "America/Chicago"
@@ -158,6 +160,44 @@ def test_replies_to_watched_waits_are_counted_met_or_breached() -> None:
     assert {k: n for k, n in part.responses if n} == dict(expected)
     assert {r for (_, _, _, r), n in part.responses if n} == {"met", "breached"}
     assert client.calls["GetTickets"] == 2 + 1  # two listings and one look at the head of the list
+
+
+def test_a_restart_keeps_the_counter_the_watched_waits_and_the_cache(tmp_path) -> None:
+    """Saved after a poll and restored into a new collector through the SQLite store, the SLA collector counts
+    the replies made while it was down exactly as one that never stopped, and reads no staff reply again."""
+    world = World.generate(seed=5, tickets=300, now=NOW, tz=ZONE_NAME, clock=lambda: NOW)
+    inst = installation(max_ticket_fetches_per_poll=1000)
+    client, steady = MemoryClient(world), SlaCollector(inst)
+    poll(steady, client, inst, NOW)
+    store = StateStore.open(str(tmp_path))
+    store.save("k", SavedInstallation(collectors={"sla": steady.save_state()}))
+    store.close()
+    for ident in sorted(truth(world, NOW).waits)[::5]:
+        world.staff_reply(ident, at=NOW + 120)
+    restarted = SlaCollector(inst)
+    again = StateStore.open(str(tmp_path))
+    restarted.restore_state(again.load("k").collectors["sla"])
+    again.close()
+    assert restarted.known == steady.known and restarted.watched == steady.watched
+    client.calls.clear()
+    after_restart = poll(restarted, client, inst, NOW + 600)
+    assert client.calls["GetTicket"] == 0  # every staff-reply fact came from the store
+    assert after_restart.responses == poll(steady, MemoryClient(world), inst, NOW + 600).responses
+    assert sum(n for _, n in after_restart.responses) > 0
+
+
+def test_other_targets_after_a_restart_drop_the_watched_waits_but_keep_the_totals() -> None:
+    world = World.generate(seed=5, tickets=300, now=NOW, tz=ZONE_NAME, clock=lambda: NOW)
+    inst = installation(max_ticket_fetches_per_poll=1000)
+    collector = SlaCollector(inst)
+    poll(collector, MemoryClient(world), inst, NOW)
+    collector.responses[("Billing", "High", "first_response", "met")] = 7
+    saved = collector.save_state()
+    changed = installation(sla={**SLA, "warn_before": "2h"}, max_ticket_fetches_per_poll=1000)
+    restarted = SlaCollector(changed)
+    restarted.restore_state(saved)
+    assert restarted.watched == {} and collector.watched
+    assert restarted.responses == collector.responses and restarted.known == collector.known
 
 
 def test_a_first_response_followed_by_a_customer_reply_within_one_poll_is_counted() -> None:

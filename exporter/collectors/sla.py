@@ -21,9 +21,12 @@ Runs only for installations with an `sla` section (exporter/config/sla.py; docs/
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.sla_waits import (
@@ -43,6 +46,7 @@ from exporter.config import InstallationConfig
 from exporter.config.sla import SlaConfig
 from exporter.errors import NotFound
 from exporter.families import FROM_LAST_POLL, FamilySink
+from exporter.state.saved import SavedCollector
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,19 @@ class SlaPart:
             out.counter("whmcs_sla_responses", HELP_RESPONSES, labels, count)
 
 
+def _canonical(value: Any) -> Any:
+    """A form of the SLA config whose repr is the same in every process (sets have no stable order)."""
+    if dataclasses.is_dataclass(value):
+        return tuple((f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted((_canonical(v) for v in value), key=repr))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted(((repr(k), _canonical(v)) for k, v in value.items()), key=repr))
+    return repr(value)
+
+
 @dataclass(slots=True)
 class _Known:
     read_at: float  # the ticket's lastreply when its replies were read
@@ -123,6 +140,28 @@ class SlaCollector:
         found = evaluate(self.sla, waits, ctx.now, cells)
         self._forget(ctx.now)
         return self._part(ctx, found, cells, min(1.0, len(waits) / total) if total else 1.0)
+
+    def save_state(self) -> SavedCollector:
+        """The response counter's totals, the waits watched last poll and the staff-reply cache: ids, times,
+        department labels and priorities, nothing a customer wrote."""
+        return SavedCollector(
+            scalars={"targets": self._targets(), "responses": [[*key, n] for key, n in self.responses.items()],
+                     "watched": [[w.id, w.department, w.priority, w.kind, w.start, w.lastreply]
+                                 for w in self.watched.values()]},
+            items={ident: (k.read_at, k.staff_replied, k.seen) for ident, k in self.known.items()})
+
+    def restore_state(self, saved: SavedCollector) -> None:
+        responses = {(str(d), str(p), str(k), str(r)): int(n) for d, p, k, r, n in saved.scalars["responses"]}
+        known = {int(i): _Known(float(a), None if b is None else bool(b), float(c))
+                 for i, (a, b, c) in saved.items.items()}
+        watched = {int(w[0]): Wait(int(w[0]), str(w[1]), str(w[2]), str(w[3]), float(w[4]), float(w[5]))
+                   for w in saved.scalars["watched"]}
+        self.responses, self.known = responses, known
+        # Waits were classified by the targets of their time: with other targets, counting them would be wrong.
+        self.watched = watched if saved.scalars["targets"] == self._targets() else {}
+
+    def _targets(self) -> str:
+        return hashlib.sha256(repr(_canonical(self.sla)).encode()).hexdigest()
 
     def _part(self, ctx: PollContext, found: Evaluation, cells: list[Cell], ratio: float) -> SlaPart:
         for department, priority, kind in cells:
