@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import date
@@ -147,3 +148,15 @@ def test_config_check_exits_2_on_a_bad_schedule(tmp_path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "installations[0].sla.business_hours.mon: '10:00-09:00' ends before it starts" in done.stderr
+
+
+@pytest.mark.process
+def test_the_fingerprint_is_the_same_in_every_process() -> None:
+    """Saved SLA state is kept only under the same targets: the digest must not vary with hash randomization
+    (holidays are a set)."""
+    code = ("from tests.test_sla import installation; "
+            "print(installation(sla={**__import__('tests.test_sla').test_sla.SLA, "
+            "'holidays': ['2026-12-24', '2026-12-25', '2026-12-26', '2026-12-31']}).sla.fingerprint())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(digests) == 1 and len(digests.pop().strip()) == 64

@@ -21,12 +21,9 @@ Runs only for installations with an `sla` section (exporter/config/sla.py; docs/
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.sla_waits import (
@@ -94,19 +91,6 @@ class SlaPart:
             out.counter("whmcs_sla_responses", HELP_RESPONSES, labels, count)
 
 
-def _canonical(value: Any) -> Any:
-    """A form of the SLA config whose repr is the same in every process (sets have no stable order)."""
-    if dataclasses.is_dataclass(value):
-        return tuple((f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value))
-    if isinstance(value, (set, frozenset)):
-        return tuple(sorted((_canonical(v) for v in value), key=repr))
-    if isinstance(value, (list, tuple)):
-        return tuple(_canonical(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted(((repr(k), _canonical(v)) for k, v in value.items()), key=repr))
-    return repr(value)
-
-
 @dataclass(slots=True)
 class _Known:
     read_at: float  # the ticket's lastreply when its replies were read
@@ -161,7 +145,7 @@ class SlaCollector:
         self.watched = watched if saved.scalars["targets"] == self._targets() else {}
 
     def _targets(self) -> str:
-        return hashlib.sha256(repr(_canonical(self.sla)).encode()).hexdigest()
+        return self.sla.fingerprint()
 
     def _part(self, ctx: PollContext, found: Evaluation, cells: list[Cell], ratio: float) -> SlaPart:
         for department, priority, kind in cells:

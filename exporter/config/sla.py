@@ -9,6 +9,8 @@ the setting's kind (declared as `sla` in installation.py).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,6 +68,10 @@ class SlaConfig:
     @property
     def calendar(self) -> Schedule:
         return Schedule(self.business.zone)
+
+    def fingerprint(self) -> str:
+        """A digest of the whole SLA, the same in every process (state saved under other targets is dropped)."""
+        return hashlib.sha256(repr(_canonical(self)).encode()).hexdigest()
 
 
 Problems = list[tuple[str, str]]  # (field path below the installation, message)
@@ -218,3 +224,16 @@ def _rule(raw: Any, where: str, problems: Problems) -> SlaRule | None:
     return SlaRule(department=names["department"], priority=names["priority"],
                    first_response=seconds.get("first_response"), next_reply=seconds.get("next_reply"),
                    calendar=hours == "calendar")
+
+
+def _canonical(value: Any) -> Any:
+    """A form of the SLA config whose repr is the same in every process (sets have no stable order)."""
+    if dataclasses.is_dataclass(value):
+        return tuple((f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted((_canonical(v) for v in value), key=repr))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted(((repr(k), _canonical(v)) for k, v in value.items()), key=repr))
+    return repr(value)
