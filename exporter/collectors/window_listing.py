@@ -165,10 +165,7 @@ class WindowListing:
         while True:
             page = self._page(ctx, params, start, size)
             total = page.total if total is None else total
-            for row in page.tickets:
-                seen = rows.get(row.id)
-                if seen is None or row.lastreply > seen.lastreply:
-                    rows[row.id] = row
+            _keep_newest(rows, page.tickets)
             read, (start, size) = size, next_page(page, PAGE_OVERLAP, PAGE_SIZE)
             ended = page.reaches_end or not page.tickets
             complete = ended or page.tickets[-1].lastreply < stop
@@ -276,3 +273,11 @@ def _opt_float(value: object) -> float | None:
 
 def _opt_int(value: object) -> int | None:
     return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def _keep_newest(rows: dict[int, TicketRow], tickets: tuple[TicketRow, ...]) -> None:
+    """Merge a page into `rows`: a ticket read twice (pages overlap, replies move it) keeps its newest row."""
+    for row in tickets:
+        seen = rows.get(row.id)
+        if seen is None or row.lastreply > seen.lastreply:
+            rows[row.id] = row
