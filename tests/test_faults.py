@@ -102,6 +102,10 @@ def test_fault_fails_the_poll_and_recovers(clean, kind, opts, reason, logged):
     sim.faults.set(kind, action="GetTicketCounts", **opts)
     started = time.monotonic()
     s = fail_with(proc, reason)
+    # A poll already past GetTicketCounts when the fault was set goes on to GetTickets: the calls are counted
+    # from the next poll on, which fails from its first call.
+    sim.reset_calls()
+    s = fail_with(proc, reason)
     # The scrape answered promptly even while WHMCS hung: scrapes never wait on WHMCS.
     t0 = time.monotonic()
     proc.scrape()
