@@ -130,18 +130,21 @@ def test_getticket_budget_follows_the_measured_latency():
     assert 0 < fetched[2.0] < 10  # ~30 s minus 22 s of other calls, at 2 s each
 
 
-def test_default_deadline_at_0_6s_keeps_the_backlog_exact_and_shows_what_waits():
-    # Counts, oldest wait, departments (1 + 5 tails) and priorities are 9 calls: 5.4 s, past the 5 s deadline.
+def test_default_deadline_at_0_6s_keeps_the_backlog_exact_and_first_responses_rising():
+    # Counts, the whole awaiting list (600 tickets, one page), departments and priorities are 4 calls: 2.4 s,
+    # inside the default 5 s deadline. The wait distribution is answered by the list already read; the first
+    # response collector gets the rest of the time and its coverage rises from poll to poll.
     desk = SlowDesk(tickets=3000, latency=0.6, interval=10.0)
-    polls = run_on_schedule(desk, 3)
-    assert all(duration <= 5.4 + 1e-6 for _, duration, _ in polls)
-    samples = polls[-1][2]
-    for collector in ("wait_distribution", "first_response"):
-        assert samples.get("whmcs_exporter_collector_deferred", whmcs="desk", collector=collector) == 1
-        assert samples.get("whmcs_exporter_collector_success", whmcs="desk", collector=collector) == 1  # not failed
-        assert samples.get("whmcs_exporter_collector_series", whmcs="desk", collector=collector) == 0  # the blank
-    assert samples.get("whmcs_exporter_collector_series", whmcs="desk", collector="counts") > 10
-    assert samples.get("whmcs_exporter_collector_deferred", whmcs="desk", collector="counts") == 0
+    polls = run_on_schedule(desk, 4)
+    assert desk.installation.deadline == 5.0
+    assert all(duration <= 5.0 + 1e-6 for _, duration, _ in polls), [d for _, d, _ in polls]
+    for _, _, samples in polls:
+        for collector in ("counts", "oldest_awaiting", "departments", "priorities", "wait_distribution"):
+            assert samples.get("whmcs_exporter_collector_deferred", whmcs="desk", collector=collector) == 0
+            assert samples.get("whmcs_exporter_collector_success", whmcs="desk", collector=collector) == 1
+        assert samples.get("whmcs_exporter_collector_series", whmcs="desk", collector="wait_distribution") > 0
+    ratios = [coverage(s) for _, _, s in polls]
+    assert all(b > a for a, b in zip(ratios, ratios[1:])), ratios
 
 
 def test_a_part_goes_stale_max_age_after_its_answers_arrived_not_after_the_poll_start():
@@ -149,11 +152,11 @@ def test_a_part_goes_stale_max_age_after_its_answers_arrived_not_after_the_poll_
     start, _ = desk.poll()
     read = desk.scrape().get("whmcs_exporter_collector_last_success_timestamp_seconds", whmcs="desk",
                              collector="departments")
-    assert read == pytest.approx(start + 0.6 * 8, abs=1e-6)  # counts, oldest wait, then departments' 1 + 5 calls
+    assert read == pytest.approx(start + 0.6 * 3, abs=1e-6)  # counts, the awaiting list, then departments' 1 call
     desk.clock.t = read + desk.installation.max_age
     samples = desk.scrape()
     assert samples.get("whmcs_department_tickets_active", whmcs="desk", department="Sales") is not None
-    assert samples.get("whmcs_tickets_active", whmcs="desk") is None  # counts arrived 2.4 s earlier: stale
+    assert samples.get("whmcs_tickets_active", whmcs="desk") is None  # counts arrived 1.2 s earlier: stale
     assert samples.get("whmcs_exporter_collector_series", whmcs="desk", collector="counts") == 0
     desk.clock.t = read + desk.installation.max_age + 0.01
     assert desk.scrape().get("whmcs_department_tickets_active", whmcs="desk", department="Sales") is None
@@ -166,7 +169,7 @@ def test_a_deferred_collector_keeps_its_previous_part_until_it_is_stale():
     assert first.get("whmcs_exporter_collector_deferred", whmcs="desk", collector="wait_distribution") == 0
     buckets = first.select("whmcs_tickets_awaiting_reply_age_seconds_bucket", whmcs="desk")
     assert len(buckets) == len(DEFAULT_BUCKETS) + 1
-    desk.world.latency = 1.2  # WHMCS slows down: the backlog alone now passes the deadline
+    desk.world.latency = 2.5  # WHMCS slows down: the backlog's 4 calls alone now pass the 9 s deadline
     desk.clock.t = start + 10
     desk.poll()
     second = desk.scrape()
@@ -193,13 +196,13 @@ def test_simulator_latency_flag_and_knob():
 
 @pytest.mark.process
 def test_real_exporter_at_0_6s_per_call_3000_tickets_10s_interval(tmp_path):
-    """Real time, real HTTP: ~50 s. poll_deadline 8 s: at 0.6 s per call the backlog collectors alone take 5.4 s
-    (9 calls), past the default deadline of 5 s, which would leave no time for first responses at all."""
+    """Real time, real HTTP: ~50 s, the default deadline (5 s): the backlog collectors take 4 calls (2.4 s),
+    the first-response collector the time left."""
     world = World.generate(seed=5, tickets=3000, tz="UTC")
     with Simulator(world=world, latency=0.6) as sim:
         config = write_config(str(tmp_path), [{
             "name": "desk", "url": sim.url, "api_identifier": sim.identifier, "api_secret": sim.secret,
-            "timezone": "UTC", "poll_interval": "10s", "poll_deadline": "8s", "timeout": "5s"}])
+            "timezone": "UTC", "poll_interval": "10s", "timeout": "5s"}])
         with ExporterProcess(["--config.file", config]) as exporter:
             exporter.wait_ready(timeout=30)
             polls: dict[float, Samples] = {}
@@ -216,7 +219,7 @@ def test_real_exporter_at_0_6s_per_call_3000_tickets_10s_interval(tmp_path):
     for start in starts:
         duration = polls[start].get("whmcs_exporter_poll_duration_seconds", whmcs="desk")
         calls = polls[start].get("whmcs_exporter_poll_api_calls", whmcs="desk")
-        assert calls * 0.6 <= duration <= 8.0 + 1.0  # the latency is real; 1 s for CPU on a loaded machine
+        assert calls * 0.6 <= duration <= 5.0 + 1.0  # the latency is real; 1 s for CPU on a loaded machine
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert all(9.5 <= gap <= 10.5 for gap in gaps), gaps  # on schedule (±2.5% jitter)
     ratios = [coverage(polls[s]) for s in starts]

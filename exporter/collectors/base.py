@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from exporter.client import ApiClient, flag
 from exporter.collectors.pacing import Pace
+from exporter.collectors.poll_reads import PollReads
 from exporter.snapshot import Part
 
 if TYPE_CHECKING:
@@ -17,14 +18,22 @@ if TYPE_CHECKING:
 
 @dataclass
 class PollContext:
-    """One poll: the client to call, the reference time for every age, the parts made so far, and the
-    pace (deadline, call latency) that work which can wait follows."""
+    """One poll: the client to call, the reference time for every age, the parts made so far, the pace
+    (deadline, call latency) that work which can wait follows, and the reads shared by every collector."""
 
     client: ApiClient
     now: float
     installation: InstallationConfig
     parts: dict[str, Part] = field(default_factory=dict)
     pace: Pace = field(default_factory=Pace)
+    _reads: PollReads | None = field(default=None, repr=False)
+
+    @property
+    def reads(self) -> PollReads:
+        """The lists and tickets read so far this poll, shared by every collector (poll_reads.py)."""
+        if self._reads is None:
+            self._reads = PollReads(self.client, self.zone, self.installation.whole_list_max_tickets)
+        return self._reads
 
     @property
     def zone(self) -> ZoneInfo:

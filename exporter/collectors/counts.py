@@ -17,7 +17,7 @@ from typing import Any
 from exporter.client import flag
 from exporter.collectors.base import PollContext
 from exporter.collectors.status_titles import UNTITLED, StatusTitles
-from exporter.collectors.ticket_lists import ACTIVE, AWAITING, fetch_page
+from exporter.collectors.ticket_lists import ACTIVE, AWAITING
 from exporter.errors import ShapeError, Unsupported
 from exporter.families import FROM_LAST_POLL, FamilySink
 from exporter.fields import is_disabled_count, items, label_text, to_count
@@ -166,7 +166,7 @@ class CountsCollector:
                 raise ShapeError("GetSupportStatuses", str(exc)) from None
         totals = {}
         for status in (ACTIVE, AWAITING):
-            totals[status] = fetch_page(ctx.client, ctx.zone, ctx.tickets_params(status=status), 0, 1).total
+            totals[status] = ctx.reads.page(ctx.tickets_params(status=status), 0, 1).total
         return CountsPart(whmcs=ctx.installation.name, by_status=by_status, active=totals[ACTIVE],
                           awaiting=totals[AWAITING], flagged=None,
                           filtered_departments=part.filtered_departments if part else (), derived=True)

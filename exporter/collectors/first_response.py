@@ -141,7 +141,7 @@ class FirstResponseCollector:
                 break  # WHMCS slowed down within the poll
             self.last_fetches += 1
             try:
-                answer = ctx.client.call("GetTicket", {"ticketid": ident, "repliessort": "ASC"})
+                answer = ctx.reads.ticket(ident)
             except NotFound:
                 self.tickets.pop(ident, None)  # merged or deleted since the list was read
                 continue

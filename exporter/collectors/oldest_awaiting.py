@@ -1,8 +1,11 @@
 """The longest current wait: the last ticket of the `Awaiting Reply` list.
 
-One GetTickets call when the counts collector already knows how many tickets
-await a reply (the tail's position), two otherwise, at most three when
-tickets move between calls.
+The list is read whole when it is short (`whole_list_max_tickets`), and then
+serves the departments, wait_distribution and sla collectors too. A longer
+one costs one GetTickets call for its tail when the counts collector already
+knows how many tickets await a reply (the tail's position), two otherwise, at
+most three when tickets move between calls; the tail page (TAIL_ROWS) is the
+one the wait distribution and the departments read next.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
-from exporter.collectors.ticket_lists import AWAITING, age_of_tail, fetch_tail, tail_lastreply
+from exporter.collectors.ticket_lists import AWAITING, age_of_tail, tail_lastreply
 from exporter.errors import ShapeError
 from exporter.families import FROM_LAST_POLL, FamilySink
 
@@ -32,7 +35,8 @@ class OldestAwaitingCollector:
 
     def poll(self, ctx: PollContext) -> OldestAwaitingPart:
         hint = ctx.awaiting_hint
-        page = fetch_tail(ctx.client, ctx.zone, ctx.tickets_params(status=AWAITING), hint)
+        params = ctx.tickets_params(status=AWAITING)
+        page = ctx.reads.whole(params, hint) or ctx.reads.tail(params, hint)
         if page.total == 0:
             if hint and not ctx.installation.ignore_department_assignments:
                 # WHMCS counts awaiting tickets but lists none: an API admin without support departments sees

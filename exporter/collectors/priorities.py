@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
-from exporter.collectors.ticket_lists import ACTIVE, TicketRow, fetch_page
+from exporter.collectors.ticket_lists import ACTIVE, TicketRow
 from exporter.families import FROM_LAST_POLL, FamilySink
 
 HELP_BY_PRIORITY = ("Active tickets by priority. Complete when whmcs_exporter_sample_ratio{collector=\"priorities\"} "
@@ -54,6 +54,6 @@ class PrioritiesCollector:
 
     def poll(self, ctx: PollContext) -> PrioritiesPart:
         limit = ctx.installation.sample_limit
-        page = fetch_page(ctx.client, ctx.zone, ctx.tickets_params(status=ACTIVE), 0, limit)
+        page = ctx.reads.page(ctx.tickets_params(status=ACTIVE), 0, limit)
         # A gateway may cap limitnum below what was asked: fetched < total then reads as a sample, truthfully.
         return PrioritiesPart(ctx.installation.name, tally(page.tickets), page.total, len(page.tickets))

@@ -37,7 +37,7 @@ from exporter.collectors.sla_waits import (
     wait_of,
 )
 from exporter.collectors.support_departments import read_departments, unique_labels
-from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, fetch_page, next_start
+from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, next_start
 from exporter.collectors.ticket_replies import TicketReplies, parse_ticket_replies
 from exporter.config import InstallationConfig
 from exporter.config.sla import SlaConfig
@@ -166,17 +166,20 @@ class SlaCollector:
         limit = self.sla.max_tickets
         size = min(self.page_size, limit)
         params = ctx.tickets_params(status=AWAITING)
-        page = fetch_page(ctx.client, ctx.zone, params, 0, size)
+        whole = ctx.reads.whole(params, ctx.awaiting_hint, limit)  # maybe read already, by oldest_awaiting
+        if whole is not None:
+            return list(whole.tickets), whole.total, True
+        page = ctx.reads.page(params, 0, size)
         complete = page.total <= limit
         rows = {t.id: t for t in page.tickets}
         if not complete:  # the longest waits, the list's last `limit` rows, besides the first page read already
-            page = fetch_page(ctx.client, ctx.zone, params, page.total - limit, size)
+            page = ctx.reads.page(params, page.total - limit, size)
             rows.update((t.id, t) for t in page.tickets)
         # Paging re-reads OVERLAP rows, so the bound leaves room for them and for a list that grows meanwhile.
         for _ in range(2 * math.ceil(limit / max(1, size - OVERLAP)) + 2):
             if page.reaches_end or not page.tickets:
                 break
-            page = fetch_page(ctx.client, ctx.zone, params, next_start(page, OVERLAP), size)
+            page = ctx.reads.page(params, next_start(page, OVERLAP), size)
             rows.update((t.id, t) for t in page.tickets)
         complete = complete and page.reaches_end and page.total <= limit
         return list(rows.values()), max(page.total, len(rows)) if complete else page.total, complete
@@ -184,7 +187,7 @@ class SlaCollector:
     def _waits(self, ctx: PollContext, rows: list[TicketRow], labels: dict[int, str]) -> list[Wait]:
         other = ctx.parts.get("first_response")
         replied_elsewhere = getattr(other, "staff_replied", frozenset())
-        budget = max(0, ctx.installation.max_ticket_fetches_per_poll - getattr(other, "fetches", 0))
+        budget = max(0, ctx.installation.max_ticket_fetches_per_poll - ctx.reads.ticket_calls)
         waits, due = [], []
         for row in rows:
             known = self.known.get(row.id)
@@ -228,7 +231,7 @@ class SlaCollector:
         """The ticket's replies as GetTicket tells them; None when the answer is unusable."""
         self.last_fetches += 1
         try:
-            answer = ctx.client.call("GetTicket", {"ticketid": row.id, "repliessort": "ASC"})
+            answer = ctx.reads.ticket(row.id)
         except NotFound:
             return None  # merged or deleted since the list was read
         try:
@@ -274,7 +277,7 @@ def _recent_lastreplies(ctx: PollContext, since: float, wanted: set[int]) -> dic
     out: dict[int, float] = {}
     page: Page | None = None
     for _ in range(MAX_HEAD_CALLS):
-        page = fetch_page(ctx.client, ctx.zone, params, next_start(page, OVERLAP) if page else 0, HEAD_PAGE)
+        page = ctx.reads.page(params, next_start(page, OVERLAP) if page else 0, HEAD_PAGE)
         for row in page.tickets:
             out[row.id] = max(row.lastreply, out.get(row.id, row.lastreply))
         if page.reaches_end or not page.tickets or page.tickets[-1].lastreply <= since or wanted <= out.keys():

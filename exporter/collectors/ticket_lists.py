@@ -87,28 +87,6 @@ def fetch_page(client: ApiClient, zone: ZoneInfo, params: Mapping[str, Any], sta
     return parse_page(answer, zone, start, num)
 
 
-def fetch_tail(client: ApiClient, zone: ZoneInfo, params: Mapping[str, Any],
-               total_hint: int | None = None, attempts: int = 3) -> Page:
-    """The list's last ticket (the longest wait), in one call when `total_hint` is right.
-
-    Without a hint the first call learns `totalresults`. When tickets leave or
-    join the list between calls, the answer's own `totalresults` points at the
-    new tail; after `attempts` calls the last answer is returned as it is.
-    """
-    if total_hint is None:
-        page = fetch_page(client, zone, params, 0, 1)
-        if page.reaches_end:
-            return page
-        total_hint = page.total
-        attempts -= 1
-    page = fetch_page(client, zone, params, max(0, total_hint - 1), 1)
-    for _ in range(attempts - 1):
-        if page.total == 0 or (page.tickets and page.reaches_end):
-            return page
-        page = fetch_page(client, zone, params, max(0, page.total - 1), 1)
-    return page
-
-
 def tail_lastreply(page: Page) -> float | None:
     """The last ticket's `lastreply` when `page` really ends the list; None when the list kept moving
     (or is empty), so that callers export nothing rather than the age of a ticket before the tail."""

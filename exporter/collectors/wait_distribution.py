@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exporter.collectors.base import PollContext
-from exporter.collectors.ticket_lists import AWAITING, Page, fetch_page
+from exporter.collectors.ticket_lists import AWAITING, Page
 from exporter.families import FROM_LAST_POLL, FamilySink
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class WaitDistributionPart:
     buckets: tuple[tuple[float, int], ...] | None  # (le, cumulative count), +Inf last; None = unresolved
     gsum: float | None
     sample_ratio: float | None
-    calls: int
+    calls: int  # GetTickets calls this collector made (not those answered by pages the poll read already)
     gsum_exact: bool = False
 
     def families(self, out: FamilySink) -> None:
@@ -122,6 +122,15 @@ def plan_window(points: dict[int, float], lo: int, hi: int, now: float, le: floa
         guess = estimate(points, lo, hi, now, le)
     start = min(max(first, guess - window // 2), last - window + 1)
     return start, window
+
+
+def around(count: int, lo: int, hi: int, window: int) -> tuple[int, int]:
+    """(start, num) of the window inside the open bracket (lo, hi) centred on where a boundary was last poll
+    (`count` tickets waited at most its bound then)."""
+    first, last = lo + 1, hi - 1
+    if last - first + 1 <= window:
+        return first, last - first + 1
+    return min(max(first, count - window // 2), last - window + 1), window
 
 
 def estimate(points: dict[int, float], lo: int, hi: int, now: float, le: float) -> int:
@@ -216,9 +225,12 @@ class _Positions:
 
 
 def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int | None, full_limit: int,
-           max_calls: int, window: int = WINDOW, stop: Callable[[], bool] = lambda: False) -> Distribution:
+           max_calls: int, window: int = WINDOW, stop: Callable[[], bool] = lambda: False,
+           previous: Mapping[float, int] | None = None) -> Distribution:
     """Find every bucket boundary of the awaiting list; `fetch(start, num)` is one GetTickets call.
 
+    `previous` (bound -> count found last poll) warm-starts the search: an open boundary is first looked
+    for in the window around where it was, so one that moved less than half a window costs one call.
     Refinement calls (beyond the first one or two) are made only while `stop()` says no: the poll's deadline.
     Stopped with boundaries still open, the distribution is `deferred`: those bounds count None."""
     seen = _Positions(fetch)
@@ -231,6 +243,7 @@ def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int
         seen.take(max(len(first.tickets), total - window), window)
     widths: dict[int, int] = {}
     bisect: dict[int, bool] = {}
+    warm = dict(previous or {})
     while True:
         ordered = seen.ordered()
         brackets = [bracket(ordered, total, now, le) for le in bounds]
@@ -244,6 +257,10 @@ def search(fetch: Fetch, now: float, bounds: Sequence[float], *, total_hint: int
             counts = [hi if hi - lo == 1 else None for lo, hi in brackets]
             break
         index, lo, hi = open_[0]
+        last_time = warm.pop(bounds[index], None)
+        if last_time is not None and lo < last_time <= hi:
+            seen.take(*around(last_time, lo, hi, window))
+            continue
         width = hi - lo
         bisect[index] = index in widths and width > widths[index] // 2 and not bisect.get(index, False)
         widths[index] = width
@@ -273,17 +290,27 @@ class WaitDistributionCollector:
     def __init__(self, window: int = WINDOW) -> None:
         self.window = window
         self._told_unresolved = False
+        self._counts: dict[float, int] = {}  # bound -> count found last poll: where the search starts looking
 
     def poll(self, ctx: PollContext) -> WaitDistributionPart:
         inst = ctx.installation
-        hint = ctx.awaiting_hint
         params = ctx.tickets_params(status=AWAITING)
+        # A list short enough is read whole once per poll (and maybe already was, by oldest_awaiting): every
+        # window of the search is then answered from it, and every bucket and _gsum are exact at no extra call.
+        calls_before = ctx.reads.list_calls
+        whole = ctx.reads.whole(params, ctx.awaiting_hint)
+        hint = whole.total if whole is not None else ctx.awaiting_hint
+        full_limit = max(self.window, inst.sample_limit, hint if whole is not None else 0)
 
         def fetch(start: int, num: int) -> Page:
-            return fetch_page(ctx.client, ctx.zone, params, start, num)
+            return ctx.reads.page(params, start, num)
 
-        found = search(fetch, ctx.now, inst.buckets, total_hint=hint, full_limit=max(self.window, inst.sample_limit),
-                       max_calls=inst.distribution_max_calls, window=self.window, stop=ctx.pace.past_deadline)
+        found = search(fetch, ctx.now, inst.buckets, total_hint=hint, full_limit=full_limit,
+                       max_calls=inst.distribution_max_calls, window=self.window, stop=ctx.pace.past_deadline,
+                       previous=self._counts)
+        calls = ctx.reads.list_calls - calls_before  # those the poll's earlier reads answered are not counted
+        if found.counts is not None:
+            self._counts = {le: n for le, n in zip(inst.buckets, found.counts) if n is not None}
         if found.counts is None:
             level = logging.DEBUG if self._told_unresolved else logging.WARNING
             self._told_unresolved = True
@@ -292,9 +319,9 @@ class WaitDistributionCollector:
                     "not exporting whmcs_tickets_awaiting_reply_age_seconds this poll rather than a guess. "
                     "Raise distribution_max_calls to allow more.",
                     inst.name, found.total, inst.distribution_max_calls)
-            return WaitDistributionPart(inst.name, None, None, None, found.calls)
+            return WaitDistributionPart(inst.name, None, None, None, calls)
         self._told_unresolved = False
         # Only exact buckets: those the deadline left open are absent this poll (+Inf, the total, always known).
         buckets = tuple((le, n) for le, n in zip((*inst.buckets, float("inf")), found.counts) if n is not None)
         ratio = 1.0 if found.total == 0 else min(1.0, found.fetched / found.total)
-        return WaitDistributionPart(inst.name, buckets, found.gsum, ratio, found.calls, found.exact_sum)
+        return WaitDistributionPart(inst.name, buckets, found.gsum, ratio, calls, found.exact_sum)

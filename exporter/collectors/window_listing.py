@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from exporter.collectors.base import PollContext
-from exporter.collectors.ticket_lists import Page, TicketRow, fetch_page, next_page
+from exporter.collectors.ticket_lists import Page, TicketRow, next_page
 
 PAGE_SIZE = 250
 # A steady-state poll sees few changed tickets: a smaller first page keeps the answer small.
@@ -137,7 +137,7 @@ class WindowListing:
 
     def _page(self, ctx: PollContext, params: dict, start: int, size: int) -> Page:
         self.last_pages += 1
-        return fetch_page(ctx.client, ctx.zone, params, start, size)
+        return ctx.reads.page(params, start, size)
 
     def _list(self, rows: list[TicketRow] | tuple[TicketRow, ...], cutoff: float, listed: int) -> None:
         tickets = self.tickets

@@ -63,6 +63,9 @@ class InstallationConfig:
     buckets: tuple[float, ...] = setting(Buckets(), DEFAULT_BUCKETS, "wait-time and first-response histogram buckets")
     sample_limit: int = setting(WholeNumber(1), 1000, "most active tickets fetched for the priority breakdown")
     distribution_max_calls: int = setting(WholeNumber(4), 40, "API-call cap of the wait-time distribution per poll")
+    whole_list_max_tickets: int = setting(WholeNumber(0), 5000,
+                                          "awaiting lists up to this long are read whole, once per poll, for every "
+                                          "collector (pages of 1,000); 0 = always by position")
     response_window: float = setting(Duration(), 7 * 86400.0, "first-response times cover tickets opened in it")
     max_ticket_fetches_per_poll: int = setting(WholeNumber(0), 50, "GetTicket calls per poll: first_response, sla")
     max_series: int = setting(WholeNumber(10), 5000, "series cap per installation (cut: series_dropped_total)")
