@@ -50,6 +50,14 @@ def report(results: dict[str, Any], latency: float, concurrency: tuple[int, ...]
         steady = r["calls"]["steady"][-1]["by_collector"]
         add(f"| {r['tickets']:,} | " + " | ".join(str(steady.get(v, 0)) for v in collectors) + " |")
     add("")
+    add("Warm steady poll: GetTickets calls by the list they read (each list page read once per poll, shared)")
+    lists = sorted({name for r in sizes for name in r["calls"]["steady"][-1].get("by_list", {})})
+    add("| tickets | " + " | ".join(lists) + " |")
+    add("| ---: |" + " ---: |" * len(lists))
+    for r in sizes:
+        by_list = r["calls"]["steady"][-1].get("by_list", {})
+        add(f"| {r['tickets']:,} | " + " | ".join(str(by_list.get(name, 0)) for name in lists) + " |")
+    add("")
     add("Real process: calls by action as the simulator saw them")
     add("| tickets | first poll | next poll |")
     add("| ---: | --- | --- |")

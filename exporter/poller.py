@@ -235,8 +235,12 @@ class InstallationPoller:
         return current is not None and current != self._auth_fingerprint
 
     # -- the thread ---------------------------------------------------------------------------------
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, first_poll_delay: float = 0.0) -> None:
         interval = self.installation.poll_interval
+        if first_poll_delay > 0:
+            self.snapshot = replace(self.snapshot, next_poll_time=self.clock() + first_poll_delay)
+            self.store.put(self.snapshot)
+            stop.wait(first_poll_delay)
         while not stop.is_set():
             started = self.clock()
             try:
@@ -265,10 +269,22 @@ class InstallationPoller:
             stop.wait(max(0.0, due - self.clock()))
 
 
+def first_poll_delays(intervals: list[float]) -> list[float]:
+    """Seconds each poller waits before its first poll: the i-th of n at i/n of its interval.
+
+    Started together, many installations would all make their first, most expensive polls (the first
+    response collector's catch-up) in the same second, and every scrape would wait on their parsing;
+    spread over the first interval, the exporter's load is even from the start. One installation polls
+    at once."""
+    n = len(intervals)
+    return [interval * i / n for i, interval in enumerate(intervals)]
+
+
 def start_pollers(pollers: list[InstallationPoller], stop: threading.Event) -> list[threading.Thread]:
     threads = []
-    for poller in pollers:
-        thread = threading.Thread(target=poller.run, args=(stop,), name=f"poll-{poller.installation.name}",
+    delays = first_poll_delays([p.installation.poll_interval for p in pollers])
+    for poller, delay in zip(pollers, delays):
+        thread = threading.Thread(target=poller.run, args=(stop, delay), name=f"poll-{poller.installation.name}",
                                   daemon=True)
         thread.start()
         threads.append(thread)

@@ -33,6 +33,12 @@ from testkit.bench_world import TZ, apply_traffic, make_world
 NAME = "bench"
 
 
+def list_name(params: Mapping[str, Any]) -> str:
+    """The list a GetTickets call reads: its status filter (or every status), per department when filtered."""
+    name = str(params.get("status") or "all statuses")
+    return f"{name}, one department" if params.get("deptid") else name
+
+
 class TaggingClient:
     """A `WhmcsClient` that counts each call under (collector, action); `collector` is set by `TaggedCollector`."""
 
@@ -41,9 +47,12 @@ class TaggingClient:
         self.stats = inner.stats
         self.collector = "-"
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.lists: Counter[str] = Counter()  # GetTickets calls by the list they read
 
     def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         self.calls[(self.collector, action)] += 1
+        if action == "GetTickets":
+            self.lists[list_name(params or {})] += 1
         return self.inner.call(action, params)
 
     def credentials(self) -> dict[str, str]:
@@ -94,6 +103,7 @@ class PollCalls:
     seconds: float
     ok: bool
     first_response_due: int = 0  # tickets whose replies the first-response collector still has to read
+    by_list: dict[str, int] = field(default_factory=dict)  # GetTickets calls by the list they read
 
     @property
     def total(self) -> int:
@@ -111,7 +121,7 @@ class PollCalls:
     def as_json(self) -> dict[str, Any]:
         return {"total": self.total, "by_action": self.by_action(), "by_collector": self.view_totals(),
                 "by_view_action": self.by_collector, "seconds": round(self.seconds, 4), "ok": self.ok,
-                "first_response_due": self.first_response_due}
+                "first_response_due": self.first_response_due, "by_list": self.by_list}
 
 
 def installation(sim: Simulator, **extra: Any) -> InstallationConfig:
@@ -134,9 +144,9 @@ class Bench:
     rng: random.Random = field(default_factory=lambda: random.Random(99))
 
     @classmethod
-    def start(cls, tickets: int, now: float) -> Bench:
+    def start(cls, tickets: int, now: float, **settings: Any) -> Bench:
         sim = Simulator(world=make_world(tickets, now)).start()
-        inst = installation(sim)
+        inst = installation(sim, **settings)
         client = TaggingClient(WhmcsClient(inst))
         collectors = build_collectors(inst)
         tagged: list[Collector] = [TaggedCollector(v, client) for v in collectors]
@@ -156,6 +166,7 @@ class Bench:
 
     def poll(self) -> PollCalls:
         self.client.calls.clear()
+        self.client.lists.clear()
         started = time.perf_counter()
         snap = self.poller.poll_once()
         seconds = time.perf_counter() - started
@@ -164,7 +175,8 @@ class Bench:
             by_collector.setdefault(collector, {})[action] = n
         fr = self.first_response()
         due = sum(1 for t in fr.tickets.values() if t.needs_fetch) if fr is not None else 0
-        return PollCalls(by_collector, seconds, snap.up and all(s.success for s in snap.collectors.values()), due)
+        return PollCalls(by_collector, seconds, snap.up and all(s.success for s in snap.collectors.values()), due,
+                         dict(sorted(self.client.lists.items())))
 
     def traffic(self, events: int) -> None:
         if events:

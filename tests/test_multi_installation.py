@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from exporter.poller import first_poll_delays
 from exporter.simulator import Simulator
 from testkit.exporter_process import ExporterProcess, Samples, write_config
 
@@ -149,3 +150,24 @@ def test_two_installations_two_styles_one_exporter(sims: tuple[Simulator, Simula
         assert seen[-1].get("whmcs_up", whmcs="alpha") == 0.0
         assert seen[-1].select("whmcs_exporter_api_request_failures_total", whmcs="alpha", reason="connection")
         print(f"beta grants after {time.time() - dropped_at:.0f}s more: {beta.grant_counts}")
+
+
+def test_first_polls_are_spread_over_the_first_interval(simulators, tmp_path) -> None:
+    sim = simulators(tickets=40, seed=5)
+    interval = 4.0
+    entries = [{"name": f"desk{i}", "url": sim.url, "api_identifier": sim.identifier, "api_secret": sim.secret,
+                "timezone": sim.world.tz_name, "poll_interval": f"{interval:g}s", "timeout": "2s"}
+               for i in range(4)]
+    path = write_config(str(tmp_path), entries)
+    with ExporterProcess([f"--config.file={path}", "--storage.path="]) as proc:
+        proc.wait_ready(timeout=20)
+        firsts = sorted(c.time for c in sim.calls_for("GetTicketCounts"))[:4]
+    # desk{i} polls first at i/4 of the interval: 1 s apart (each poll's own jitter is ±2.5% of later intervals).
+    gaps = [b - a for a, b in zip(firsts, firsts[1:])]
+    assert all(0.8 <= gap <= 1.5 for gap in gaps), gaps
+
+
+def test_first_poll_delays_spread_each_installation_over_its_own_interval() -> None:
+    assert first_poll_delays([60.0]) == [0.0]
+    assert first_poll_delays([60.0] * 4) == [0.0, 15.0, 30.0, 45.0]
+    assert first_poll_delays([10.0, 60.0]) == [0.0, 30.0]

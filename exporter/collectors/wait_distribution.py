@@ -5,12 +5,15 @@ a prefix of the list: the bucket count for `le` is the position of the first tic
 Each bucket is therefore one boundary to find in one sorted list, and a boundary is known exactly once
 two adjacent positions straddle it.
 
-Cost per poll (N = awaiting tickets, W = WINDOW = 250):
-- N <= max(W, sample_limit): the whole list, 1 call (2 when the counts hint was off); `_gsum` exact.
-- larger: the head window and the tail window (2 calls), then per unresolved boundary windows of W
-  tickets placed by interpolation between known (position, lastreply) points, falling back to
-  bisection when a step does not halve the bracket. Every fetched window resolves whatever boundaries
-  it happens to contain. Measured at 100,000 awaiting tickets: 14-30 calls depending on the spread of waits.
+Cost per poll (N = awaiting tickets, W = WINDOW = 250), every page through the poll's shared reads:
+- N <= whole_list_max_tickets (5,000): the whole list, read once per poll for every collector (normally by
+  oldest_awaiting, in pages of 1,000): no call of its own; every bucket and `_gsum` exact.
+- larger: the head window and the tail window (the tail is oldest_awaiting's page), then per unresolved
+  boundary windows of W tickets placed by interpolation between known (position, lastreply) points, falling
+  back to bisection when a step does not halve the bracket. Every fetched window resolves whatever
+  boundaries it happens to contain. From the second poll on, an open boundary is first looked for in the
+  window around where it was last poll, so a boundary that moved less than W/2 costs one call. Measured at
+  100,000 awaiting tickets: 14-30 calls on a first poll depending on the spread of waits, 8 warm.
 - Refinement calls stop at the poll's deadline: the buckets already exact are exported, the others are
   absent that poll (+Inf, the total, is always known).
 - Never more than `distribution_max_calls` (default 40). If that cap is reached with a boundary still
