@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from exporter.collectors.boundary_search import search
 from exporter.collectors.pacing import CallLatency, Pace
 from exporter.collectors.ticket_lists import fetch_page
-from exporter.collectors.wait_distribution import search
 from exporter.config import DEFAULT_BUCKETS, ConfigError, parse
 from exporter.simulator import Simulator, World
 from exporter.simulator.__main__ import parse_args

@@ -14,9 +14,10 @@ import random
 import pytest
 
 from exporter.collectors.base import PollContext
+from exporter.collectors.boundary_search import WINDOW
 from exporter.collectors.first_response import FirstResponseCollector
 from exporter.collectors.ticket_lists import MAX_PAGE_ROWS, Page, TicketRow, next_page
-from exporter.collectors.wait_distribution import WINDOW, WaitDistributionCollector
+from exporter.collectors.wait_distribution import WaitDistributionCollector
 from exporter.collectors.window_listing import MAX_LIST_PAGES_PER_POLL, PAGE_SIZE
 from exporter.config import DEFAULT_BUCKETS
 from exporter.simulator import World

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from exporter.client import WhmcsClient
 from exporter.collectors.base import PollContext
+from exporter.collectors.boundary_search import integrate_ages, search
 from exporter.collectors.counts import CountsPart
 from exporter.collectors.ticket_lists import fetch_page
-from exporter.collectors.wait_distribution import WaitDistributionCollector, integrate_ages, search
+from exporter.collectors.wait_distribution import WaitDistributionCollector
 from exporter.config import DEFAULT_BUCKETS, ApiCredentials, InstallationConfig, Secret
 from exporter.simulator import Simulator, World
 from testkit.exposition import exposition, promtool_check
