@@ -6,7 +6,9 @@ The collector runs unchanged against the simulator's API code in-process (no HTT
 the collector's own work: parsing the list and the business-time arithmetic). Three polls per size:
 cold (nothing cached: GetTicket within the default budget of 50), warm (every ticket's staff-reply
 state cached, as after the catch-up polls) and warm after a minute of desk traffic in which staff
-answered 1% of the waits (so the head of the list is read to count the replies).
+answered 1% of the waits (so the head of the list is read to count the replies). Above `max_tickets`
+(100,000) the output also names the departments whose next-reply at-risk cells the boundary searches made
+exact and those read whole.
 """
 
 from __future__ import annotations
@@ -56,8 +58,12 @@ def _poll(collector: SlaCollector, client: MemoryClient, inst: Any, now: float) 
     client.calls.clear()
     started = time.perf_counter()
     part = collector.poll(PollContext(client=client, now=now, installation=inst))
-    return {"calls": dict(sorted(client.calls.items())), "total": sum(client.calls.values()),
-            "seconds": round(time.perf_counter() - started, 3), "sample_ratio": round(part.sample_ratio, 4)}
+    out = {"calls": dict(sorted(client.calls.items())), "total": sum(client.calls.values()),
+           "seconds": round(time.perf_counter() - started, 3), "sample_ratio": round(part.sample_ratio, 4)}
+    if collector.last_read is not None:  # above max_tickets: what the department searches made exact
+        out["exact_at_risk"] = sorted(collector.last_read.exact_at_risk)
+        out["read_whole"] = sorted(collector.last_read.whole)
+    return out
 
 
 def main() -> None:

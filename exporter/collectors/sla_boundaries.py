@@ -23,18 +23,20 @@ rows (`sla.max_tickets`) per poll; no call after the poll's deadline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.sla_waits import NEXT_REPLY
-from exporter.collectors.ticket_lists import AWAITING, MAX_PAGE_ROWS, Page, TicketRow, fetch_page
+from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, fetch_page
 from exporter.collectors.wait_distribution import WINDOW, search
 from exporter.config.sla import SlaConfig
 
 SLACK = 1.0  # seconds each band is widened by: rows exactly on an edge are read, evaluate() decides them
 NEVER = 1e10  # an age no ticket has: a target no wait can pass (no business time left before now)
-OVERLAP = 20  # rows read either side of a band in its own call: tickets answered meanwhile shift the list
+OVERLAP = 20  # rows re-read above a band page: tickets answered between two calls shift the list up
+BAND_PAGE = 1000  # rows a call reads of an at-risk band the search's windows did not hold
 
 
 @dataclass
@@ -83,10 +85,12 @@ def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
     for index, (deptid, label) in enumerate(sorted(labels.items())):
         if calls >= max_calls or ctx.pace.past_deadline():
             break
-        rows_left = max_rows - sum(len(d.by_position) for d in departments)
-        share = max(window, rows_left // (len(labels) - index))
+        # Each department gets its share of the rows (to be read whole) and of the calls left, so that a
+        # department searched first cannot leave none to the last; what one does not use, the next may.
+        left = len(labels) - index
+        share = max(window, (max_rows - sum(len(d.by_position) for d in departments)) // left)
         dept, used = _search(ctx, deptid, DepartmentRows(label), band_ages(sla, label, prios, ctx.now),
-                             share, max_calls - calls, window)
+                             share, math.ceil((max_calls - calls) / left), window)
         departments.append(dept)
         calls += used
     rows = {row.id: row for dept in departments for row in dept.by_position.values()}
@@ -98,39 +102,54 @@ def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
 
 def _search(ctx: PollContext, deptid: int, dept: DepartmentRows, ages: list[tuple[float, float]], share: int,
             max_calls: int, window: int) -> tuple[DepartmentRows, int]:
-    """One department: the boundary search, then each at-risk band its windows did not hold whole."""
+    """One department: the boundary search for where each at-risk band starts, then each band read on until
+    a row is past the breach (the search's windows usually hold part of it)."""
     params = ctx.tickets_params(status=AWAITING, deptid=deptid)
     fetch = _recording(lambda start, num: fetch_page(ctx.client, ctx.zone, params, start, num), dept)
-    bounds = sorted({age for pair in ages for age in pair})
-    found = search(fetch, ctx.now, bounds, total_hint=None, full_limit=share, max_calls=max_calls, window=window,
+    starts = sorted({risk for risk, _ in ages})
+    found = search(fetch, ctx.now, starts, total_hint=None, full_limit=share, max_calls=max_calls, window=window,
                    stop=ctx.pace.past_deadline)
     dept.total, calls = found.total, found.calls
     dept.whole = found.fetched >= found.total and len({r.id for r in dept.by_position.values()}) >= found.total
     if dept.whole or found.counts is None:
         return dept, calls
-    count = dict(zip(bounds, found.counts))
+    count = dict(zip(starts, found.counts))
     covered = True
     for risk, breach in ages:
-        lo, hi = count.get(risk), count.get(breach)
-        if lo is None or hi is None:
-            covered = False
-            continue
-        if hi > lo and not _held(dept, lo, hi):
-            if calls >= max_calls or hi - lo + 2 * OVERLAP > MAX_PAGE_ROWS or ctx.pace.past_deadline():
-                covered = False
-                continue
-            fetch(max(0, lo - OVERLAP), hi - lo + 2 * OVERLAP)  # one call: ties in the band keep one order
-            calls += 1
-        dept.band_ids.update(row.id for pos in range(lo, hi) if (row := dept.by_position.get(pos)) is not None)
+        lo = count.get(risk)
+        held, used = (False, 0) if lo is None else _read_band(ctx, fetch, dept, lo, breach, max_calls - calls)
+        covered, calls = covered and held, calls + used
     dept.bands_read = covered
     return dept, calls
 
 
-def _held(dept: DepartmentRows, lo: int, hi: int) -> bool:
-    """Whether positions lo..hi-1 were all read and hold distinct tickets (a tie run reordered between two
-    calls can show one ticket twice and hide another)."""
-    rows = [dept.by_position.get(pos) for pos in range(lo, hi)]
-    return None not in rows and len({row.id for row in rows if row is not None}) == hi - lo
+def _read_band(ctx: PollContext, fetch: Callable[[int, int], Page], dept: DepartmentRows, lo: int, breach: float,
+               calls_left: int) -> tuple[bool, int]:
+    """Read positions lo.. until a ticket's age passes `breach` (or the list ends): (read whole, calls)."""
+    calls = 0
+    while True:
+        end = lo
+        while end in dept.by_position and ctx.now - dept.by_position[end].lastreply <= breach:
+            end += 1
+        if end in dept.by_position or end >= dept.total:
+            return _distinct_band(dept, lo, end), calls
+        if calls >= calls_left or ctx.pace.past_deadline():
+            return False, calls
+        # From above the run of equal lastreply that ends what is held: WHMCS may order a tie run differently
+        # in this call, and a run read whole in one answer cannot show a ticket twice.
+        start = end
+        while start > lo and dept.by_position[start - 1].lastreply == dept.by_position[end - 1].lastreply:
+            start -= 1
+        fetch(max(0, start - OVERLAP), BAND_PAGE)
+        calls += 1
+
+
+def _distinct_band(dept: DepartmentRows, lo: int, end: int) -> bool:
+    """Whether positions lo..end-1 hold distinct tickets (rows of two calls can show a tie run's ticket twice
+    and hide another); their ids join the band either way."""
+    rows = [dept.by_position[pos] for pos in range(lo, end)]
+    dept.band_ids.update(row.id for row in rows)
+    return len({row.id for row in rows}) == end - lo
 
 
 def _recording(fetch: Callable[[int, int], Page], dept: DepartmentRows) -> Callable[[int, int], Page]:
