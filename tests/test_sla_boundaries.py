@@ -92,7 +92,7 @@ def test_a_department_that_fits_its_share_is_read_whole_and_exact() -> None:
     expected = truth(desk, NOW)
     assert len(expected.waits) > 2 * 50 and part.sample_ratio < 1
     assert collector.last_read is not None
-    whole = collector.last_read.whole
+    whole = set(collector.last_read.whole)
     assert whole and whole != {d.name for d in desk.departments}
     for cells, truth_cells in ((part.breached, expected.breached), (part.at_risk, expected.at_risk)):
         mine = {cell: n for cell, n in cells if cell[0] in whole and n}
@@ -145,3 +145,24 @@ def test_wide_at_risk_bands_are_read_whole(big_desk: World, warn: str) -> None:
     next_reply = {cell: n for cell, n in nonzero(part.at_risk).items() if cell[2] == "next_reply"}
     assert next_reply == {cell: n for cell, n in expected.at_risk.items() if cell[2] == "next_reply"}
     assert len(collector.last_read.band_rows) >= (50 if warn == "6h" else 10)
+
+
+def test_a_department_is_exact_only_once_its_band_tickets_are_classified(big_desk: World) -> None:
+    """GetTicket budget 32: band tickets are classified first, and a department whose band still holds an
+    unclassified ticket is not claimed exact; the sample ratio counts the classified tickets only."""
+    inst = installation(sla=LOW_LIMIT, max_ticket_fetches_per_poll=32)
+    client, collector = MemoryClient(big_desk), SlaCollector(inst)
+    asked: list[int] = []
+    client.before = lambda action, params, n: asked.append(int(params["ticketid"])) if action == "GetTicket" else None
+    part = poll(collector, client, inst, NOW)
+    assert collector.last_read is not None and len(asked) == 32
+    wide_inst = installation(sla=LOW_LIMIT, max_ticket_fetches_per_poll=100_000)
+    wide = SlaCollector(wide_inst)
+    poll(wide, MemoryClient(big_desk), wide_inst, NOW)
+    assert wide.last_read is not None and set(asked) <= wide.last_read.band_rows  # the bands went first
+    exact = collector.last_read.exact_at_risk
+    assert exact < wide.last_read.exact_at_risk
+    expected = {c: n for c, n in truth(big_desk, NOW).at_risk.items() if c[2] == "next_reply" and c[0] in exact}
+    assert expected == {c: n for c, n in nonzero(part.at_risk).items() if c[2] == "next_reply" and c[0] in exact}
+    assert expected  # some department exact already has next-reply tickets at risk
+    assert part.sample_ratio < 1

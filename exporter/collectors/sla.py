@@ -119,12 +119,9 @@ class SlaCollector:
     def poll(self, ctx: PollContext) -> SlaPart:
         labels = self._department_labels(ctx)
         rows, total, complete = self._read_awaiting(ctx)
-        self.last_read = None if complete else read_by_department(
-            ctx, self.sla, labels, {row.priority for row in rows}, ctx.installation.distribution_max_calls - 1,
-            self.sla.max_tickets)
-        if self.last_read is not None:
-            rows = list({row.id: row for row in (*rows, *self.last_read.rows)}.values())
-        waits = self._waits(ctx, rows, labels, self.last_read.band_rows if self.last_read else frozenset())
+        read = None if complete else read_by_department(ctx, self.sla, labels, rows)
+        waits = self._waits(ctx, list(read.rows) if read else rows, labels, read.band_rows if read else frozenset())
+        self.last_read = read.classified({w.id for w in waits}) if read else None
         if complete:
             self._count_responses(ctx, {row.id for row in rows})
         self.watched = {w.id: w for w in waits} if complete else {}

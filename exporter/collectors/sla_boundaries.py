@@ -24,8 +24,8 @@ rows (`sla.max_tickets`) per poll; no call after the poll's deadline.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.sla_waits import NEXT_REPLY
@@ -53,11 +53,26 @@ class DepartmentRows:
 
 @dataclass(frozen=True)
 class SampledRead:
-    rows: tuple[TicketRow, ...]
+    rows: tuple[TicketRow, ...]  # the list's first page and every row the department searches read
     calls: int
-    band_rows: frozenset[int]  # ids of rows in an at-risk band: classified first
-    exact_at_risk: frozenset[str]  # departments whose next-reply at-risk cells are exact (bands or whole)
-    whole: frozenset[str]  # departments read whole: every cell exact
+    bands: dict[str, frozenset[int]]  # department -> its at-risk bands' tickets, where every band was read whole
+    whole: dict[str, frozenset[int]]  # department -> its tickets, for departments read whole
+
+    @property
+    def band_rows(self) -> frozenset[int]:
+        """The tickets whose wait kind makes cells exact: classified first."""
+        return frozenset().union(*self.bands.values())
+
+    @property
+    def exact_at_risk(self) -> frozenset[str]:
+        """Departments whose next-reply at-risk cells are exact (all cells, for those read whole)."""
+        return frozenset(self.bands) | frozenset(self.whole)
+
+    def classified(self, known: Collection[int]) -> SampledRead:
+        """Only the departments whose rows that matter all have a known wait kind: the others' cells miss
+        the tickets still to be classified (GetTicket budget), so they are not exact this poll."""
+        return replace(self, bands={d: ids for d, ids in self.bands.items() if ids <= set(known)},
+                       whole={d: ids for d, ids in self.whole.items() if ids <= set(known)})
 
 
 def band_ages(sla: SlaConfig, department: str, priorities: Iterable[str], now: float) -> list[tuple[float, float]]:
@@ -76,10 +91,12 @@ def band_ages(sla: SlaConfig, department: str, priorities: Iterable[str], now: f
     return sorted(out)
 
 
-def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str], priorities: Iterable[str],
-                       max_calls: int, max_rows: int) -> SampledRead:
-    """Every department's boundary search within the poll's call and row budgets, departments in id order."""
-    prios = tuple(priorities)
+def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
+                       head: Sequence[TicketRow]) -> SampledRead:
+    """Every department's boundary search within the poll's budgets, departments in id order. `head` is the
+    list's first page, read already (one call of the `distribution_max_calls`)."""
+    max_calls, max_rows = ctx.installation.distribution_max_calls - 1, sla.max_tickets
+    prios = tuple({row.priority for row in head})
     calls, departments = 0, []
     window = max(10, min(WINDOW, max_rows // 20))
     for index, (deptid, label) in enumerate(sorted(labels.items())):
@@ -93,11 +110,11 @@ def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
                              share, math.ceil((max_calls - calls) / left), window)
         departments.append(dept)
         calls += used
-    rows = {row.id: row for dept in departments for row in dept.by_position.values()}
-    band = frozenset(ident for dept in departments for ident in dept.band_ids)
-    return SampledRead(rows=tuple(rows.values()), calls=calls, band_rows=band,
-                       exact_at_risk=frozenset(d.label for d in departments if d.bands_read or d.whole),
-                       whole=frozenset(d.label for d in departments if d.whole))
+    rows = {row.id: row for row in head} | {row.id: row for d in departments for row in d.by_position.values()}
+    return SampledRead(rows=tuple(rows.values()), calls=calls,
+                       bands={d.label: frozenset(d.band_ids) for d in departments if d.bands_read and not d.whole},
+                       whole={d.label: frozenset(r.id for r in d.by_position.values()) for d in departments
+                              if d.whole})
 
 
 def _search(ctx: PollContext, deptid: int, dept: DepartmentRows, ages: list[tuple[float, float]], share: int,
