@@ -8,7 +8,7 @@ cold (nothing cached: GetTicket within the default budget of 50), warm (every ti
 state cached, as after the catch-up polls) and warm after a minute of desk traffic in which staff
 answered 1% of the waits (so the head of the list is read to count the replies). Above `max_tickets`
 (100,000) the output also names the departments whose next-reply at-risk cells the boundary searches made
-exact and those read whole.
+exact and those read whole, and thirty more polls a minute apart (`steady`): the bands move with the clock.
 """
 
 from __future__ import annotations
@@ -51,7 +51,18 @@ def measure(tickets: int) -> dict[str, Any]:
         world.staff_reply(ident, at=NOW + 90)
     out["warm_with_replies"] = _poll(collector, client, inst, NOW + 120)
     out["warm_with_replies"]["replies_counted"] = sum(n for _, n in collector.responses.items())
+    if tickets > inst.sla.max_tickets:
+        out["steady"] = _steady(collector, client, inst, NOW + 120)
     return out
+
+
+def _steady(collector: SlaCollector, client: MemoryClient, inst: Any, start: float) -> dict[str, Any]:
+    """Thirty polls a minute apart with the default GetTicket budget: the bands move with the clock, so tickets
+    enter them that were never classified. Do the departments stay exact?"""
+    polls = [_poll(collector, client, inst, start + 60 * i) for i in range(1, 31)]
+    return {"polls": len(polls), "max_calls": max(p["total"] for p in polls),
+            "max_get_ticket": max(p["calls"].get("GetTicket", 0) for p in polls),
+            "min_exact_departments": min(len(p.get("exact_at_risk", ())) for p in polls)}
 
 
 def _poll(collector: SlaCollector, client: MemoryClient, inst: Any, now: float) -> dict[str, Any]:
