@@ -57,7 +57,7 @@ FORGET_AFTER = 30 * 86400.0  # cache entries of tickets not seen awaiting for th
 RESULTS = ("met", "breached")
 
 _SCOPE = (" Counts every awaiting ticket when whmcs_exporter_sample_ratio{collector=\"sla\"} is 1; below 1, only "
-          "the tickets read (the longest waits).")
+          "the tickets read (next-reply at-risk counts stay exact per department: docs/sla.md).")
 HELP_BREACHED = ("Awaiting-reply tickets whose wait (business time unless the rule says calendar) exceeds their "
                  "target, by department, priority and sla (first_response or next_reply)." + _SCOPE
                  + FROM_LAST_POLL)

@@ -1,24 +1,23 @@
 """Above `sla.max_tickets`: the awaiting list read per department, by boundary searches on each target.
 
 GetTickets(deptid=D, status="Awaiting Reply") is ordered by `lastreply` newest first, so the tickets whose
-time since their last reply has passed a business-time target are a suffix of the department's list:
-`Schedule.cutoff` turns the target into a wall-clock age and the wait distribution's `search` finds the
+time since their last reply has passed a business-time threshold are a suffix of the department's list:
+`Schedule.cutoff` turns the threshold into a wall-clock age and the wait distribution's `search` finds the
 position where that age is crossed, exactly, in a few windows. Per department and per next-reply target
-(seconds and hours) two boundaries are searched: the breach (elapsed > target) and the start of the
-at-risk band (elapsed >= target - warn_before). The rows between them are every ticket of the department
-that can be at risk of that target; they are read whole (one call, or the search's windows already held
-them), so:
+(seconds and hours) the search finds where the at-risk band starts (elapsed >= target - warn_before); the
+band is then read on until a ticket is past the target (the search's windows usually hold part of it). So
+every ticket of the department that can be at risk of that target is read:
 
 - exact: a department whose list fits its share of the row budget is read whole (every cell exact, as
   below max_tickets); in any other department whose bands were read whole, the next-reply at-risk cells
-  (next-reply waits start at `lastreply`, the list's own order).
+  (next-reply waits start at `lastreply`, the list's own order). Both once those tickets are classified.
 - sampled: breached cells of large departments (the priority and the wait kind are in each row or behind a
   GetTicket, not in the list's order, so the suffix's split needs every row) and first-response cells (a
   first-response wait starts at `date`, which is not the sort key: a ticket the customer wrote to again
   sits near the head of the list while its wait can be breached). These count the rows read.
 
-Bounds: at most `max_calls` GetTickets calls (the installation's `distribution_max_calls`) and `max_rows`
-rows (`sla.max_tickets`) per poll; no call after the poll's deadline.
+Bounds per poll: `distribution_max_calls` GetTickets calls with the list's first page, shared fairly between
+departments; windows of at most WINDOW rows, bands in pages of BAND_PAGE; no call after the poll's deadline.
 """
 
 from __future__ import annotations
