@@ -35,15 +35,18 @@ def big_desk() -> World:
     return World.generate(seed=11, tickets=3000, now=NOW, tz=ZONE_NAME, clock=lambda: NOW)
 
 
-def read_ids(client: MemoryClient) -> set[int]:
-    """Every ticket id the GetTickets answers carried (recorded around the client, not by the collector)."""
+def read_ids(client: MemoryClient, head: int) -> set[int]:
+    """The tickets the collector was given (recorded around the client, not by the collector): every row of
+    the department lists, and the first `head` rows of the whole list (its first page)."""
     seen: set[int] = set()
     inner = client.call
 
     def call(action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         answer = inner(action, params)
         if action == "GetTickets":
-            seen.update(int(t["id"]) for t in (answer.get("tickets") or {}).get("ticket", []))
+            rows = [int(t["id"]) for t in (answer.get("tickets") or {}).get("ticket", [])]
+            first = int((params or {}).get("limitstart", 0))
+            seen.update(rows if "deptid" in (params or {}) else rows[:max(0, head - first)])
         return answer
 
     client.call = call  # type: ignore[method-assign]
@@ -67,7 +70,7 @@ def test_band_ages_are_the_business_time_targets_as_wall_clock_ages() -> None:
 def test_next_reply_at_risk_is_exact_in_every_department_above_max_tickets(big_desk: World) -> None:
     inst = installation(sla=LOW_LIMIT, max_ticket_fetches_per_poll=100_000)
     client, collector = MemoryClient(big_desk), SlaCollector(inst)
-    seen = read_ids(client)
+    seen = read_ids(client, head=50)
     part = poll(collector, client, inst, NOW)
     expected = truth(big_desk, NOW)
     assert collector.last_read is not None and not collector.last_read.whole

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.sla_waits import NEXT_REPLY
-from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, fetch_page
+from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow
 from exporter.collectors.wait_distribution import WINDOW, search
 from exporter.config.sla import SlaConfig
 
@@ -121,7 +121,7 @@ def _search(ctx: PollContext, deptid: int, dept: DepartmentRows, ages: list[tupl
     """One department: the boundary search for where each at-risk band starts, then each band read on until
     a row is past the breach (the search's windows usually hold part of it)."""
     params = ctx.tickets_params(status=AWAITING, deptid=deptid)
-    fetch = _recording(lambda start, num: fetch_page(ctx.client, ctx.zone, params, start, num), dept)
+    fetch = _recording(lambda start, num: ctx.reads.page(params, start, num), dept)
     starts = sorted({risk for risk, _ in ages})
     found = search(fetch, ctx.now, starts, total_hint=None, full_limit=share, max_calls=max_calls, window=window,
                    stop=ctx.pace.past_deadline)
