@@ -23,7 +23,7 @@ departments; windows of at most WINDOW rows, bands in pages of BAND_PAGE; no cal
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from exporter.collectors.base import PollContext
@@ -33,6 +33,7 @@ from exporter.collectors.wait_distribution import WINDOW, search
 from exporter.config.sla import SlaConfig
 
 SLACK = 1.0  # seconds each band is widened by: rows exactly on an edge are read, evaluate() decides them
+UNNAMED = ""  # a priority no rule can name (config requires a name): stands for every priority rules leave out
 NEVER = 1e10  # an age no ticket has: a target no wait can pass (no business time left before now)
 OVERLAP = 20  # rows re-read above a band page: tickets answered between two calls shift the list up
 BAND_PAGE = 1000  # rows a call reads of an at-risk band the search's windows did not hold
@@ -74,11 +75,13 @@ class SampledRead:
                        whole={d: ids for d, ids in self.whole.items() if ids <= set(known)})
 
 
-def band_ages(sla: SlaConfig, department: str, priorities: Iterable[str], now: float) -> list[tuple[float, float]]:
+def band_ages(sla: SlaConfig, department: str, now: float) -> list[tuple[float, float]]:
     """(at-risk age, breach age) in wall-clock seconds before `now` for each distinct next-reply target of
     the department: rows older than the first and at most the second can be at risk of that target."""
+    # Every priority a rule names, and one no rule names (UNNAMED): any other priority gets the same rule.
+    priorities = {rule.priority for rule in sla.rules if rule.priority} | {UNNAMED}
     out = set()
-    for priority in priorities:
+    for priority in sorted(priorities):
         target = sla.target(department, priority, NEXT_REPLY)
         if target is None:
             continue
@@ -95,7 +98,6 @@ def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
     """Every department's boundary search within the poll's budgets, departments in id order. `head` is the
     list's first page, read already (one call of the `distribution_max_calls`)."""
     max_calls, max_rows = ctx.installation.distribution_max_calls - 1, sla.max_tickets
-    prios = tuple({row.priority for row in head})
     calls, departments = 0, []
     window = max(10, min(WINDOW, max_rows // 20))
     for index, (deptid, label) in enumerate(sorted(labels.items())):
@@ -105,7 +107,7 @@ def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
         # department searched first cannot leave none to the last; what one does not use, the next may.
         left = len(labels) - index
         share = max(window, (max_rows - sum(len(d.by_position) for d in departments)) // left)
-        dept, used = _search(ctx, deptid, DepartmentRows(label), band_ages(sla, label, prios, ctx.now),
+        dept, used = _search(ctx, deptid, DepartmentRows(label), band_ages(sla, label, ctx.now),
                              share, math.ceil((max_calls - calls) / left), window)
         departments.append(dept)
         calls += used
