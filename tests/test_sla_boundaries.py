@@ -169,3 +169,18 @@ def test_a_department_is_exact_only_once_its_band_tickets_are_classified(big_des
     assert expected == {c: n for c, n in nonzero(part.at_risk).items() if c[2] == "next_reply" and c[0] in exact}
     assert expected  # some department exact already has next-reply tickets at risk
     assert part.sample_ratio < 1
+
+
+def test_the_next_poll_looks_for_each_band_where_it_was_and_stays_exact(big_desk: World) -> None:
+    inst = installation(sla=LOW_LIMIT, max_ticket_fetches_per_poll=100_000)
+    client, collector = MemoryClient(big_desk), SlaCollector(inst)
+    poll(collector, client, inst, NOW)
+    first = client.calls["GetTickets"]
+    client.calls.clear()
+    later = NOW + 600  # ten minutes on: every band has moved
+    part = poll(collector, client, inst, later)
+    assert client.calls["GetTickets"] < first
+    assert collector.last_read is not None
+    assert collector.last_read.exact_at_risk == {d.name for d in big_desk.departments}
+    expected = {c: n for c, n in truth(big_desk, later).at_risk.items() if c[2] == "next_reply"}
+    assert expected == {c: n for c, n in nonzero(part.at_risk).items() if c[2] == "next_reply"}

@@ -115,11 +115,12 @@ class SlaCollector:
         self.responses: dict[tuple[str, str, str, str], int] = {}
         self.last_fetches = 0
         self.last_read: SampledRead | None = None  # above max_tickets: what the department searches read
+        self.band_starts: dict[tuple[int, int], int] = {}  # ... and where each band started: searched there first
 
     def poll(self, ctx: PollContext) -> SlaPart:
         labels = self._department_labels(ctx)
         rows, total, complete = self._read_awaiting(ctx)
-        read = None if complete else read_by_department(ctx, self.sla, labels, rows)
+        read = None if complete else read_by_department(ctx, self.sla, labels, rows, self.band_starts)
         waits = self._waits(ctx, list(read.rows) if read else rows, labels, read.band_rows if read else frozenset())
         self.last_read = read.classified({w.id for w in waits}) if read else None
         if complete:

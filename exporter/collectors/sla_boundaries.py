@@ -93,10 +93,12 @@ def band_ages(sla: SlaConfig, department: str, now: float) -> list[tuple[float, 
     return sorted(out)
 
 
-def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
-                       head: Sequence[TicketRow]) -> SampledRead:
+def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str], head: Sequence[TicketRow],
+                       starts: dict[tuple[int, int], int] | None = None) -> SampledRead:
     """Every department's boundary search within the poll's budgets, departments in id order. `head` is the
-    list's first page, read already (one call of the `distribution_max_calls`)."""
+    list's first page, read already (one call of the `distribution_max_calls`). `starts` (kept by the caller
+    across polls, updated here) holds where each band started last poll: the search looks there first."""
+    starts = {} if starts is None else starts
     max_calls, max_rows = ctx.installation.distribution_max_calls - 1, sla.max_tickets
     calls, departments = 0, []
     window = max(10, min(WINDOW, max_rows // 20))
@@ -108,7 +110,7 @@ def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
         left = len(labels) - index
         share = max(window, (max_rows - sum(len(d.by_position) for d in departments)) // left)
         dept, used = _search(ctx, deptid, DepartmentRows(label), band_ages(sla, label, ctx.now),
-                             share, math.ceil((max_calls - calls) / left), window)
+                             share, math.ceil((max_calls - calls) / left), window, starts)
         departments.append(dept)
         calls += used
     rows = {row.id: row for row in head} | {row.id: row for d in departments for row in d.by_position.values()}
@@ -119,14 +121,17 @@ def read_by_department(ctx: PollContext, sla: SlaConfig, labels: dict[int, str],
 
 
 def _search(ctx: PollContext, deptid: int, dept: DepartmentRows, ages: list[tuple[float, float]], share: int,
-            max_calls: int, window: int) -> tuple[DepartmentRows, int]:
+            max_calls: int, window: int, memory: dict[tuple[int, int], int]) -> tuple[DepartmentRows, int]:
     """One department: the boundary search for where each at-risk band starts, then each band read on until
     a row is past the breach (the search's windows usually hold part of it)."""
     params = ctx.tickets_params(status=AWAITING, deptid=deptid)
     fetch = _recording(lambda start, num: ctx.reads.page(params, start, num), dept)
     starts = sorted({risk for risk, _ in ages})
+    # The ages move with the clock, so last poll's counts are keyed by the band's rank in the department.
+    previous = {age: memory[deptid, rank] for rank, age in enumerate(starts) if (deptid, rank) in memory}
     found = search(fetch, ctx.now, starts, total_hint=None, full_limit=share, max_calls=max_calls, window=window,
-                   stop=ctx.pace.past_deadline)
+                   stop=ctx.pace.past_deadline, previous=previous)
+    memory.update(((deptid, rank), n) for rank, n in enumerate((found.counts or ())[:len(starts)]) if n is not None)
     dept.total, calls = found.total, found.calls
     dept.whole = found.fetched >= found.total and len({r.id for r in dept.by_position.values()}) >= found.total
     if dept.whole or found.counts is None:
