@@ -16,7 +16,7 @@ import pytest
 from exporter.collectors.base import PollContext
 from exporter.collectors.pacing import Pace
 from exporter.collectors.sla import SlaCollector
-from exporter.collectors.sla_boundaries import band_ages
+from exporter.collectors.sla_boundaries import NEVER, band_ages
 from exporter.config.durations import parse_duration
 from exporter.simulator import World
 from exporter.simulator.sla_truth import OpenMinutes, sla_truth
@@ -61,7 +61,7 @@ def test_band_ages_are_the_business_time_targets_as_wall_clock_ages() -> None:
     breach = at(2026, 10, 29, 17, 30, 17)
     # At risk from 7 h (8 h - warn_before 1 h), widened by a second: Saturday 10:30:18.
     risk = at(2026, 10, 31, 10, 30, 18)
-    urgent = (0.0, 3601.0)  # calendar 1 h, warn_before 1 h: every next-reply wait not breached is at risk
+    urgent = (-NEVER, 3601.0)  # calendar 1 h, warn_before 1 h: every next-reply wait not breached is at risk
     assert band_ages(sla, "Billing", NOW) == sorted([urgent, (NOW - risk, NOW - breach + 1)])
     assert band_ages(sla, "Sales", NOW) == [urgent]  # Sales' own rule sets no next reply
     assert band_ages(sla, "Abuse", NOW)[0] == urgent and len(band_ages(sla, "Abuse", NOW)) == 2  # catch-all 24 h

@@ -34,7 +34,7 @@ from exporter.config.sla import SlaConfig
 
 SLACK = 1.0  # seconds each band is widened by: rows exactly on an edge are read, evaluate() decides them
 UNNAMED = ""  # a priority no rule can name (config requires a name): stands for every priority rules leave out
-NEVER = 1e10  # an age no ticket has: a target no wait can pass (no business time left before now)
+NEVER = 1e10  # an age no ticket has (seconds): a band end no wait passes, or (negated) one every wait passes
 OVERLAP = 20  # rows re-read above a band page: tickets answered between two calls shift the list up
 BAND_PAGE = 1000  # rows a call reads of an at-risk band the search's windows did not hold
 
@@ -86,10 +86,13 @@ def band_ages(sla: SlaConfig, department: str, now: float) -> list[tuple[float, 
         if target is None:
             continue
         seconds, schedule = target
-        # Widened by SLACK on both sides: a band read whole then holds every ticket of the edges as well.
-        risk = schedule.cutoff(now, seconds - sla.warn_before - SLACK) if seconds - sla.warn_before > SLACK else now
+        # Widened by SLACK on both sides: a band read whole then holds every ticket of the edges as well. A
+        # target within warn_before puts every wait not breached at risk: the band starts at the list's head
+        # (-NEVER, so that a `lastreply` ahead of our clock is in it too).
+        risk = schedule.cutoff(now, seconds - sla.warn_before - SLACK) if seconds - sla.warn_before > SLACK else None
         breach = schedule.cutoff(now, seconds)
-        out.add((NEVER if risk is None else now - risk, NEVER if breach is None else now - breach + SLACK))
+        risk_age = -NEVER if seconds - sla.warn_before <= SLACK else NEVER if risk is None else now - risk
+        out.add((risk_age, NEVER if breach is None else now - breach + SLACK))
     return sorted(out)
 
 
