@@ -3,8 +3,10 @@
 A `Schedule` is a week of local opening ranges (several per day), whole local days off (holidays) and an
 IANA time zone. `elapsed(start, end)` counts the business seconds between two Unix instants;
 `reached(start, seconds)` is the first instant at which that many business seconds have passed since
-`start`. Both work on real instants, so a day with a DST change counts its true length (a 09:00-18:00 day
-is 9 hours on either side of the change, a 00:00-24:00 day is 23 or 25 hours). Local times that do not
+`start`; `cutoff(end, seconds)` is the earliest start from which at most that many pass until `end` (the
+wall-clock age at which a wait passes a business-time target). All work on real instants, so a day with
+a DST change counts its true length (a 09:00-18:00 day is 9 hours on either side of the change, a
+00:00-24:00 day is 23 or 25 hours). Local times that do not
 exist (the spring-forward gap) map to the instant after the gap, times that exist twice to the first one.
 
 Pure arithmetic, no I/O: config parsing lives in exporter/config/sla.py.
@@ -78,6 +80,26 @@ class Schedule:
                     return begin + left
                 left -= closes - begin
             day += timedelta(days=1)
+        return None
+
+    def cutoff(self, end: float, seconds: float) -> float | None:
+        """The earliest instant from which at most `seconds` business seconds pass until `end`: a wait that
+        started before it has more (`elapsed(x, end) > seconds` exactly when `x < cutoff`). A target met exactly at
+        an opening puts the cutoff at the closing before it: a wait started in the closed time between has
+        only `seconds`. None when the business time within HORIZON_DAYS before `end` is at most `seconds`."""
+        if self.is_calendar:
+            return end - max(0.0, seconds)
+        left = max(0.0, float(seconds))
+        day = _local_date(end, self.zone)
+        for _ in range(HORIZON_DAYS):
+            for opens, closes in reversed(_instants(self, day)):
+                finish = min(end, closes)
+                if finish <= opens:
+                    continue
+                if finish - opens > left:
+                    return finish - left
+                left -= finish - opens
+            day -= timedelta(days=1)
         return None
 
 

@@ -137,3 +137,45 @@ def test_reached_is_where_elapsed_meets_the_target(schedule: Schedule, start: fl
         return
     assert abs(schedule.elapsed(start, end) - seconds) < 1e-3
     assert schedule.elapsed(start, end - 1) < seconds
+
+
+def test_cutoff_is_the_start_from_which_a_wait_passes_its_target() -> None:
+    # Monday 30 November 10:00: two business hours back is Friday 17:00 (the weekend does not count).
+    assert OFFICE.cutoff(at(2026, 11, 30, 10), 2 * H) == at(2026, 11, 27, 17)
+    # One hour back is met exactly at Monday's opening: the weekend before it adds nothing, so a wait
+    # started any time after Friday's closing has only the hour.
+    assert OFFICE.cutoff(at(2026, 11, 30, 10), H) == at(2026, 11, 27, 18)
+    # Across Christmas (holiday Friday 25th and Saturday 26th): Monday 28th 10:00 back 2 h is Thursday 17:00.
+    assert OFFICE.cutoff(at(2026, 12, 28, 10), 2 * H) == at(2026, 12, 24, 17)
+    # The Friday lunch break does not count either.
+    assert OFFICE.cutoff(at(2026, 11, 27, 15), 2 * H) == at(2026, 11, 27, 12)
+    assert CALENDAR.cutoff(at(2026, 3, 8, 13), 24 * H) == at(2026, 3, 7, 12)  # the DST day has 23 hours
+    assert Schedule(CHICAGO, week=((),) * 7).cutoff(at(2026, 1, 1), 60) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(SCHEDULES, INSTANTS, st.floats(0, 30 * 86400))
+def test_cutoff_splits_starts_into_passed_and_not_passed(schedule: Schedule, end: float, seconds: float) -> None:
+    start = schedule.cutoff(end, seconds)
+    if start is None:
+        assert schedule.elapsed(end - 3 * 366 * 86400, end) <= seconds + 1e-6
+        return
+    assert start <= end
+    assert schedule.elapsed(start, end) <= seconds + 1e-6
+    assert abs(schedule.elapsed(start, end) - seconds) < 1e-3
+    assert schedule.elapsed(start - 1, end) > seconds  # one second earlier has passed the target
+
+
+@settings(max_examples=200, deadline=None)
+@given(SCHEDULES, INSTANTS, INSTANTS, st.floats(0, 10 * 86400))
+def test_cutoff_agrees_with_elapsed_for_any_start(schedule: Schedule, end: float, x: float, seconds: float) -> None:
+    start = schedule.cutoff(end, seconds)
+    if start is None or abs(x - start) < 1e-3:
+        return
+    assert (x < start) == (schedule.elapsed(x, end) > seconds)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ZONES, INSTANTS, st.floats(0, 30 * 86400))
+def test_24x7_cutoff_is_wall_time(zone: ZoneInfo, end: float, seconds: float) -> None:
+    assert Schedule(zone).cutoff(end, seconds) == end - seconds

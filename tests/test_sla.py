@@ -234,19 +234,6 @@ def test_five_thousand_awaiting_tickets_take_at_most_ten_list_calls() -> None:
     assert client.calls["GetTickets"] <= 10
 
 
-def test_above_max_tickets_the_longest_waits_are_read_and_the_share_reported(desk: World) -> None:
-    inst = installation(sla={**SLA, "max_tickets": 40}, max_ticket_fetches_per_poll=1000)
-    client = MemoryClient(desk)
-    part = poll(SlaCollector(inst), client, inst, NOW)
-    expected = truth(desk, NOW)
-    assert len(expected.waits) > 2 * 40
-    # The first page (40 newest) and the last 40 rows (the longest waits): 80 distinct tickets.
-    assert part.sample_ratio == 80 / len(expected.waits)
-    assert client.calls["GetTickets"] == 2
-    for cell, count in part.breached:
-        assert count <= expected.breached.get(cell, 0)
-
-
 def test_exposition_names_labels_and_counter() -> None:
     part = SlaPart(whmcs="desk", breached=((("Billing", "High", "first_response"), 2),),
                    at_risk=((("Billing", "High", "first_response"), 1),), next_breach=1_800_000_000.0,

@@ -4,9 +4,10 @@ Runs only for installations with an `sla` section (exporter/config/sla.py; docs/
 1. Department labels: the departments collector's part when it ran in this poll, else one
    GetSupportDepartments call.
 2. The `Awaiting Reply` list, completely, in pages of PAGE_SIZE while it holds at most `sla.max_tickets`
-   tickets (5,000 tickets: 5-6 calls). Above that, the first page and the `max_tickets` longest waits (the
-   list's tail) are read and `sample_ratio` says which share that is: the gauges count those tickets only.
-   No per-department boundary search: the department split is exact only while the list is read whole.
+   tickets (5,000 tickets: 5-6 calls). Above that, its first page and then per department boundary searches
+   on each next-reply target (sla_boundaries.py: small departments read whole, at-risk bands read whole,
+   within `distribution_max_calls` calls); `sample_ratio` says which share was read: the gauges count those
+   tickets, exact where sla_boundaries.py says.
 3. Which wait each ticket is in: none of its replies is from staff yet (first response, since its
    `date`) or one is (next reply, since its `lastreply`). `lastreply == date` means no reply at all;
    otherwise the first-response collector's part, this collector's cache, or GetTicket (longest waits
@@ -26,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
+from exporter.collectors.sla_boundaries import SampledRead, read_by_department
 from exporter.collectors.sla_waits import (
     FIRST_RESPONSE,
     Cell,
@@ -55,7 +57,7 @@ FORGET_AFTER = 30 * 86400.0  # cache entries of tickets not seen awaiting for th
 RESULTS = ("met", "breached")
 
 _SCOPE = (" Counts every awaiting ticket when whmcs_exporter_sample_ratio{collector=\"sla\"} is 1; below 1, only "
-          "the tickets read (the longest waits).")
+          "the tickets read (next-reply at-risk counts stay exact per department: docs/sla.md).")
 HELP_BREACHED = ("Awaiting-reply tickets whose wait (business time unless the rule says calendar) exceeds their "
                  "target, by department, priority and sla (first_response or next_reply)." + _SCOPE
                  + FROM_LAST_POLL)
@@ -112,11 +114,15 @@ class SlaCollector:
         self.watched: dict[int, Wait] = {}
         self.responses: dict[tuple[str, str, str, str], int] = {}
         self.last_fetches = 0
+        self.last_read: SampledRead | None = None  # above max_tickets: what the department searches read
+        self.band_starts: dict[tuple[int, int], int] = {}  # ... and where each band started: searched there first
 
     def poll(self, ctx: PollContext) -> SlaPart:
         labels = self._department_labels(ctx)
         rows, total, complete = self._read_awaiting(ctx)
-        waits = self._waits(ctx, rows, labels)
+        read = None if complete else read_by_department(ctx, self.sla, labels, rows, self.band_starts)
+        waits = self._waits(ctx, list(read.rows) if read else rows, labels, read.band_rows if read else frozenset())
+        self.last_read = read.classified({w.id for w in waits}) if read else None
         if complete:
             self._count_responses(ctx, {row.id for row in rows})
         self.watched = {w.id: w for w in waits} if complete else {}
@@ -170,21 +176,20 @@ class SlaCollector:
         if whole is not None:
             return list(whole.tickets), whole.total, True
         page = ctx.reads.page(params, 0, size)
-        complete = page.total <= limit
         rows = {t.id: t for t in page.tickets}
-        if not complete:  # the longest waits, the list's last `limit` rows, besides the first page read already
-            page = ctx.reads.page(params, page.total - limit, size)
-            rows.update((t.id, t) for t in page.tickets)
+        if page.total > limit:  # the department searches read the rest
+            return list(rows.values()), page.total, False
         # Paging re-reads OVERLAP rows, so the bound leaves room for them and for a list that grows meanwhile.
         for _ in range(2 * math.ceil(limit / max(1, size - OVERLAP)) + 2):
             if page.reaches_end or not page.tickets:
                 break
             page = ctx.reads.page(params, next_start(page, OVERLAP), size)
             rows.update((t.id, t) for t in page.tickets)
-        complete = complete and page.reaches_end and page.total <= limit
+        complete = page.reaches_end and page.total <= limit
         return list(rows.values()), max(page.total, len(rows)) if complete else page.total, complete
 
-    def _waits(self, ctx: PollContext, rows: list[TicketRow], labels: dict[int, str]) -> list[Wait]:
+    def _waits(self, ctx: PollContext, rows: list[TicketRow], labels: dict[int, str],
+               first: frozenset[int]) -> list[Wait]:
         other = ctx.parts.get("first_response")
         replied_elsewhere = getattr(other, "staff_replied", frozenset())
         budget = max(0, ctx.installation.max_ticket_fetches_per_poll - ctx.reads.ticket_calls)
@@ -200,7 +205,9 @@ class SlaCollector:
                 waits.append(wait_of(row.id, _label(labels, row), row.priority, row.date, row.lastreply, replied))
         self.last_fetches = 0
         # As many as fit before the poll's deadline at the measured call latency: the rest waits for the next poll.
-        for row in sorted(due, key=lambda r: r.lastreply)[:ctx.pace.affordable(min(budget, len(due)))]:
+        # At-risk bands first (their cells are exact once classified), then the longest waits.
+        due.sort(key=lambda r: (r.id not in first, r.lastreply))
+        for row in due[:ctx.pace.affordable(min(budget, len(due)))]:
             found = self._fetch(ctx, row)
             if found is not None:
                 replied = found.first_staff_reply is not None

@@ -62,7 +62,8 @@ class InstallationConfig:
     collectors: frozenset[str] = setting(Collectors(), factory=_default_collectors, help="collectors to run")
     buckets: tuple[float, ...] = setting(Buckets(), DEFAULT_BUCKETS, "wait-time and first-response histogram buckets")
     sample_limit: int = setting(WholeNumber(1), 1000, "most active tickets fetched for the priority breakdown")
-    distribution_max_calls: int = setting(WholeNumber(4), 40, "API-call cap of the wait-time distribution per poll")
+    distribution_max_calls: int = setting(WholeNumber(4), 40, "API-call cap per poll of the wait-time distribution "
+                                          "and of the sla department searches above sla.max_tickets")
     whole_list_max_tickets: int = setting(WholeNumber(0), 5000,
                                           "awaiting lists up to this long are read whole, once per poll, for every "
                                           "collector (pages of 1,000); 0 = always by position")
