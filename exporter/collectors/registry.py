@@ -19,6 +19,7 @@ from exporter.collectors.first_response import FirstResponseCollector
 from exporter.collectors.oldest_awaiting import OldestAwaitingCollector
 from exporter.collectors.priorities import PrioritiesCollector
 from exporter.collectors.sla import SlaCollector
+from exporter.collectors.staff import StaffCollector
 from exporter.collectors.wait_distribution import WaitDistributionCollector
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ REGISTRY: tuple[Registration, ...] = (
                  "awaiting and active tickets and the longest wait per support department"),
     Registration("priorities", lambda inst: PrioritiesCollector(),
                  "active tickets by priority"),
+    Registration("staff", lambda inst: StaffCollector(inst.name, inst.max_staff),
+                 "active tickets flagged to each staff member (only with `staff_metrics: true`; GetAdminUsers "
+                 "hourly for names)", applies=lambda inst: inst.staff_metrics),
     Registration("wait_distribution", lambda inst: WaitDistributionCollector(),
                  "the exact distribution of current waits (gauge histogram)", needs=("counts",),
                  can_wait=True),
