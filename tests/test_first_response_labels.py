@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from typing import Any
 
 from exporter.collectors.base import PollContext
@@ -102,7 +103,7 @@ def test_a_ticket_moved_to_another_department_or_priority_is_relabelled_when_lis
 
 def test_priorities_beyond_the_bound_are_summed_under_other():
     texts = ["Low"] * 3 + [f"P{i}" for i in range(MAX_EXTRA_PRIORITIES + 3) for _ in range(20 - i)] + ["", " "]
-    labels = priority_labels(t.strip() or "(none)" for t in texts)
+    labels = priority_labels(Counter(t.strip() or "(none)" for t in texts))
     extra = [f"P{i}" for i in range(MAX_EXTRA_PRIORITIES + 3)]
     # "(none)" (2 tickets) is the least frequent text: the 7 most frequent are P0..P6.
     assert [t for t in extra if labels[t] != "other"] == extra[:MAX_EXTRA_PRIORITIES]

@@ -14,7 +14,10 @@ come and go). Design, bounds and coverage: docs/first-response.md.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -209,15 +212,25 @@ def _histograms(tickets: Iterable[Tracked], departments: dict[int, str], now: fl
                 bounds: Sequence[float]) -> tuple[Histogram, ...]:
     """One histogram per department x priority: every department with Low/Medium/High (at 0 when empty),
     other combinations where they have tickets; priorities beyond the bound summed under "other"."""
-    counted = [t for t in tickets if t.labelled and t.known]
-    names = priority_labels(priority_text(t.priority or "") for t in counted)
-    groups: dict[tuple[str, str], list[Tracked]] = {
+    # Grouped by the raw (deptid, priority) first: one cheap pass over a window of up to 100k tickets.
+    raw: dict[tuple[int | None, str], list[float]] = {}
+    for t in tickets:
+        if t.first_staff_reply is not None and t.labelled and t.known:
+            # WHMCS stores whole seconds in one zone, so a reply never precedes its opening; clamp odd data.
+            raw.setdefault((t.deptid, priority_text(t.priority or "")), []).append(
+                max(0.0, t.first_staff_reply - t.opened))
+    found: Counter[str] = Counter()
+    for (_, text), seconds in raw.items():
+        found[text] += len(seconds)
+    names = priority_labels(found)
+    groups: dict[tuple[str, str], list[float]] = {
         (d, p): [] for d in set(departments.values()) for p in STANDARD_PRIORITIES}
-    for t in counted:
-        key = (department_label(departments, t.deptid), names[priority_text(t.priority or "")])
-        groups.setdefault(key, []).append(t)
+    for (deptid, text), seconds in raw.items():
+        groups.setdefault((department_label(departments, deptid), names[text]), []).extend(seconds)
+    edges = (*bounds, math.inf)
     out = []
-    for (department, priority), members in sorted(groups.items()):
-        s = summarise(((t.opened, True, t.first_staff_reply) for t in members), now, bounds)
-        out.append(Histogram(department, priority, s.buckets, s.total_seconds))
+    for (department, priority), seconds in sorted(groups.items()):
+        seconds.sort()
+        buckets = tuple((edge, bisect.bisect_right(seconds, edge)) for edge in edges)
+        out.append(Histogram(department, priority, buckets, sum(seconds)))
     return tuple(out)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from exporter.collectors.base import PollContext
 from exporter.collectors.ticket_labels import STANDARD_PRIORITIES as STANDARD
 from exporter.collectors.ticket_labels import priority_text
-from exporter.collectors.ticket_lists import ACTIVE, TicketRow
+from exporter.collectors.ticket_lists import ACTIVE, TicketRow, sample_ratio
 from exporter.families import FROM_LAST_POLL, FamilySink
 
 HELP_BY_PRIORITY = ("Active tickets by priority. Complete when whmcs_exporter_sample_ratio{collector=\"priorities\"} "
@@ -35,7 +35,7 @@ class PrioritiesPart:
 
     @property
     def sample_ratio(self) -> float:
-        return 1.0 if self.total == 0 else min(1.0, self.fetched / self.total)
+        return sample_ratio(self.fetched, self.total)
 
     def families(self, out: FamilySink) -> None:
         for priority, count in self.by_priority:

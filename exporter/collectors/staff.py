@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.staff_names import OTHER, StaffNames, label_of
-from exporter.collectors.ticket_lists import ACTIVE, TicketRow, fetch_page
+from exporter.collectors.ticket_lists import ACTIVE, TicketRow, fetch_page, sample_ratio
 from exporter.families import FROM_LAST_POLL, FamilySink
 
 HELP_FLAGGED = ("Active tickets flagged to each staff member (first and last name; \"#<id>\" for an admin id "
@@ -36,12 +36,7 @@ HELP_FLAGGED = ("Active tickets flagged to each staff member (first and last nam
 class StaffPart:
     whmcs: str
     flagged: tuple[tuple[str, int], ...]  # (admin label, active tickets flagged to them)
-    total: int
-    fetched: int
-
-    @property
-    def sample_ratio(self) -> float:
-        return 1.0 if self.total == 0 else min(1.0, self.fetched / self.total)
+    sample_ratio: float  # share of the active list the flags were read from
 
     def families(self, out: FamilySink) -> None:
         for admin, count in self.flagged:
@@ -80,4 +75,4 @@ class StaffCollector:
         if counts:  # names matter only for flagged tickets: a desk that never flags never asks
             self.staff.refresh(ctx.client, ctx.now)
         flagged = bounded(counts, self.staff.names, self.staff.enabled, self.max_staff)
-        return StaffPart(ctx.installation.name, flagged, page.total, len(page.tickets))
+        return StaffPart(ctx.installation.name, flagged, sample_ratio(len(page.tickets), page.total))

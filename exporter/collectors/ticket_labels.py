@@ -13,8 +13,7 @@ whose priorities are renamed or multiplied cannot multiply the series.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.support_departments import read_departments, unique_labels
@@ -40,10 +39,9 @@ def priority_text(priority: str) -> str:
     return priority.strip() or NO_PRIORITY
 
 
-def priority_labels(texts: Iterable[str], max_extra: int = MAX_EXTRA_PRIORITIES) -> dict[str, str]:
-    """Priority text -> label: the standard ones and the `max_extra` most frequent others as they are (ties:
-    alphabetical), every further text "other"."""
-    found = Counter(texts)
+def priority_labels(found: Mapping[str, int], max_extra: int = MAX_EXTRA_PRIORITIES) -> dict[str, str]:
+    """Priority text (with its number of tickets) -> label: the standard ones and the `max_extra` most frequent
+    others as they are (ties: alphabetical), every further text "other"."""
     extra = sorted((t for t in found if t not in STANDARD_PRIORITIES), key=lambda t: (-found[t], t))
     labels = {t: t for t in (*STANDARD_PRIORITIES, *extra[:max_extra])}
     labels.update({t: OTHER_PRIORITY for t in extra[max_extra:]})

@@ -51,6 +51,11 @@ class Page:
         return self.start + len(self.tickets) >= self.total
 
 
+def sample_ratio(fetched: int, total: int) -> float:
+    """The share of a list's `total` tickets that `fetched` rows of it cover (1 for an empty list)."""
+    return 1.0 if total == 0 else min(1.0, fetched / total)
+
+
 def parse_ticket(raw: Mapping[str, Any], zone: ZoneInfo) -> TicketRow:
     """One ticket of a GetTickets/GetTicket answer. `ticketnum` stands in for `tid` on gateways."""
     try:
