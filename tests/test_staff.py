@@ -186,3 +186,44 @@ def test_over_http_with_the_role_lacking_get_admin_users_and_promtool_reads_it()
     assert dict(named.flagged) == expected(world)
     assert dict(denied.flagged) == {f"#{i}": n for i, n in flagged_truth(world).items()}
     promtool_check(exposition(named))
+
+
+# ---- the simulator's side: GetAdminUsers as whmcs-api.md describes it, flags that move in live mode ----------
+
+def test_simulated_get_admin_users_shape_disabled_staff_and_the_permission_switch():
+    from exporter.simulator.api import handle
+
+    world = desk()
+    status, body = handle(world, "getadminusers", {})
+    assert status == 200 and body["result"] == "success" and body["count"] == len(body["admin_users"])
+    assert [u["id"] for u in body["admin_users"]] == sorted(i for i in world.admins if i not in world.disabled_admins)
+    user = body["admin_users"][0]
+    assert {"id", "username", "firstname", "lastname", "email", "isDisabled", "supportDepartmentIds"} <= user.keys()
+    assert user["supportDepartmentIds"] == ",".join(str(d.id) for d in world.departments)
+    _, everyone = handle(world, "GetAdminUsers", {"include_disabled": "1"})
+    assert [u["id"] for u in everyone["admin_users"]] == sorted(world.admins)
+    assert [u["isDisabled"] for u in everyone["admin_users"] if u["id"] in world.disabled_admins] == [True]
+    world.version = "7.10"
+    assert all(isinstance(u["id"], str) for u in handle(world, "GetAdminUsers", {})[1]["admin_users"])
+    world.admin_users_denied = True
+    assert handle(world, "GetAdminUsers", {}) == (
+        403, {"result": "error", "message": 'Invalid Permissions: API action "getadminusers" is not allowed'})
+
+
+def test_live_desk_moves_flags_and_the_collector_follows_exactly():
+    import random
+
+    world = desk()
+    world.clock = clock = Clock(NOW)
+    client = MemoryClient(world)
+    collector = StaffCollector("desk", 50)
+    rng = random.Random(4)
+    seen = []
+    for step in range(60):
+        clock.t = NOW + step * 30
+        world.step(rng, max_tickets=500)
+        part = poll(collector, client, clock.t)
+        assert dict(part.flagged) == expected(world), step
+        seen.append(flagged_truth(world))
+    assert len({tuple(sorted(s.items())) for s in seen}) > 10  # the flags really moved
+    assert client.calls["GetAdminUsers"] == 1  # half an hour of polls: names asked once
