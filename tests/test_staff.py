@@ -81,20 +81,14 @@ def test_beyond_max_staff_the_busiest_keep_their_name_and_the_rest_is_summed_und
     assert dict(part.flagged) == kept | {"other": sum(truth.values()) - sum(kept.values())}
 
 
-def test_the_same_list_page_as_the_priorities_collector_so_the_poll_cache_serves_it():
+def test_the_priorities_collectors_page_serves_it_without_a_call_of_its_own():
     world = desk()
-    sent: list[tuple[str, dict]] = []
-
-    class Recording(MemoryClient):
-        def call(self, action: str, params: dict | None = None) -> dict:
-            sent.append((action, dict(params or {})))
-            return super().call(action, params)
-
-    client = Recording(world)
-    PrioritiesCollector().poll(PollContext(client=client, now=NOW, installation=inst()))
-    poll(StaffCollector("desk", 50), client, NOW)
-    lists = [params for action, params in sent if action == "GetTickets"]
-    assert len(lists) == 2 and lists[0] == lists[1]
+    client = MemoryClient(world)
+    ctx = PollContext(client=client, now=NOW, installation=inst())
+    priorities = PrioritiesCollector().poll(ctx)
+    part = StaffCollector("desk", 50).poll(ctx)
+    assert client.calls["GetTickets"] == 1 and dict(part.flagged) == expected(world)
+    assert part.sample_ratio == priorities.sample_ratio == 1.0
 
 
 def test_a_sample_beyond_sample_limit_counts_the_most_recently_replied_and_says_so():

@@ -1,18 +1,20 @@
 """Staff workload: active tickets flagged to each staff member (only with `staff_metrics: true`).
 
 The flags come from the active-ticket list the priorities collector reads: GetTickets(status="All Active
-Tickets", limitstart 0, limitnum `sample_limit`) with the same parameters, so the poll's page cache answers
-it without a second call. Complete when the active list is no longer than `sample_limit`; beyond it, the
-counts cover the `sample_limit` most recently replied active tickets, and
-whmcs_exporter_sample_ratio{collector="staff"} says which share that is. Names come from GetAdminUsers, at
-most once an hour (staff_names.py). Bound: 1 GetTickets call per poll (0 when served from the page cache),
-1 GetAdminUsers call per hour, and only while some ticket is flagged.
+Tickets", limitstart 0, limitnum `sample_limit`) through the poll's shared reads (poll_reads.py) with the
+same parameters, so the page the priorities collector read answers it without a second call. Complete when
+the active list is no longer than `sample_limit`; beyond it, the counts cover the `sample_limit` most
+recently replied active tickets, and whmcs_exporter_sample_ratio{collector="staff"} says which share that
+is. Names come from GetAdminUsers, at most once an hour (staff_names.py). Bound: 1 GetTickets call per poll
+(0 when the priorities collector read the page), 1 GetAdminUsers call per hour, and only while some ticket
+is flagged.
 
 Series: every enabled staff member GetAdminUsers lists has one, at 0 when no ticket is flagged to them, so
-series do not come and go as flags move; a flag to an id GetAdminUsers does not list (a deleted or
-disabled admin, or names not allowed) is labelled "#<id>" while it has tickets. At most `max_staff`
-staff members keep a series of their own: the ones with the most flagged tickets (ties: lowest id); the
-rest are summed under admin="other", exported while there is a rest.
+series do not come and go as flags move; disabled staff members have one while tickets are flagged to them,
+and so does an id GetAdminUsers does not list (a deleted admin, one added within the hour, or names not
+allowed), labelled "#<id>". At most `max_staff` staff members keep a series of their own: the ones with the
+most flagged tickets (ties: lowest id); the rest are summed under admin="other", exported while there is a
+rest.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.staff_names import OTHER, StaffNames, label_of
-from exporter.collectors.ticket_lists import ACTIVE, TicketRow, fetch_page, sample_ratio
+from exporter.collectors.ticket_lists import ACTIVE, TicketRow, sample_ratio
 from exporter.families import FROM_LAST_POLL, FamilySink
 
 HELP_FLAGGED = ("Active tickets flagged to each staff member (first and last name; \"#<id>\" for an admin id "
@@ -70,7 +72,7 @@ class StaffCollector:
 
     def poll(self, ctx: PollContext) -> StaffPart:
         limit = ctx.installation.sample_limit
-        page = fetch_page(ctx.client, ctx.zone, ctx.tickets_params(status=ACTIVE), 0, limit)
+        page = ctx.reads.page(ctx.tickets_params(status=ACTIVE), 0, limit)
         counts = flagged_per_admin(page.tickets)
         if counts:  # names matter only for flagged tickets: a desk that never flags never asks
             self.staff.refresh(ctx.client, ctx.now)
