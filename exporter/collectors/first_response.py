@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -205,7 +206,8 @@ def _tracked(item: tuple) -> Tracked:
                    read_at=None if read_at is None else float(read_at),
                    first_staff_reply=None if first_staff_reply is None else float(first_staff_reply),
                    unreadable=bool(unreadable), listed=int(listed),
-                   deptid=None if deptid is None else int(deptid), priority=None if priority is None else str(priority))
+                   deptid=None if deptid is None else int(deptid),
+                   priority=None if priority is None else sys.intern(str(priority)))
 
 
 def _histograms(tickets: Iterable[Tracked], departments: dict[int, str], now: float,
