@@ -209,7 +209,7 @@ def warm_rss(tickets: int, *, budget: int, traffic: int, polls: int, timeout: fl
             samples = proc.scrape()
             steady_actions = watch.actions_of_poll(len(watch.starts()) - 1)
             steady = memory_mb(pid)
-            known = ((samples.get("whmcs_ticket_first_response_seconds_gcount", whmcs="bench") or 0.0)
+            known = ((samples.total("whmcs_ticket_first_response_seconds_gcount", whmcs="bench") or 0.0)
                      + (samples.get("whmcs_tickets_without_staff_reply", whmcs="bench") or 0.0))
     sim.stop()
     return {

@@ -108,7 +108,8 @@ DEMO_SLA = {
 def demo_config(url: str, identifier: str, secret: str, timezone: str) -> Config:
     return Config(installations=(InstallationConfig(
         name="demo", url=url, auth=ApiCredentials(Secret(inline=identifier), Secret(inline=secret)),
-        timezone=timezone, poll_interval=15.0, timeout=5.0, max_age=45.0, sla=parse_sla(DEMO_SLA, timezone)),))
+        timezone=timezone, poll_interval=15.0, timeout=5.0, max_age=45.0, sla=parse_sla(DEMO_SLA, timezone),
+        staff_metrics=True),))
 
 
 def start_demo_simulator(listen: str):  # noqa: ANN201 - the simulator's type stays out of the runtime's imports

@@ -50,6 +50,12 @@ class Samples:
         wanted = set(labels.items())
         return {lab: v for (n, lab), v in self.values.items() if n == name and wanted <= set(lab)}
 
+    def total(self, name: str, **labels: str) -> float | None:
+        """The sum of every sample of `name` whose labels include `labels` (None when there is none): a
+        histogram split by department and priority, summed for the whole desk."""
+        found = self.select(name, **labels)
+        return sum(found.values()) if found else None
+
     def names(self) -> set[str]:
         return {n for n, _ in self.values}
 

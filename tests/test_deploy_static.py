@@ -252,6 +252,8 @@ def test_dashboard_rows_and_key_panels(dashboard):
         "Wait time distribution",
         "Priorities",
         "First response",
+        "Ticket flow",
+        "Staff (staff_metrics: true)",
         "Service levels",
         "Exporter health",
     ):
@@ -278,8 +280,18 @@ def test_dashboard_rows_and_key_panels(dashboard):
         "whmcs_sla_tickets_at_risk",
         "whmcs_sla_next_breach_timestamp_seconds",
         "whmcs_sla_responses_total",
+        "sum by (whmcs, department, le) (whmcs_ticket_first_response_seconds_bucket",
+        "sum by (whmcs, priority, le) (whmcs_ticket_first_response_seconds_bucket",
+        "whmcs_tickets_opened_total",
+        "whmcs_ticket_replies_total",
+        "whmcs_ticket_ratings_total",
+        "whmcs_staff_replies_total",
+        "whmcs_staff_tickets_flagged",
     ):
         assert needle in exprs, needle
+    # Staff series exist only with staff_metrics: true; the row stays one collapsed line elsewhere.
+    staff_row = next(p for p in panels if p["type"] == "row" and p["title"].startswith("Staff"))
+    assert staff_row["collapsed"] is True and len(staff_row["panels"]) == 4
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
 

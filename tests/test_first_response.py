@@ -547,7 +547,7 @@ def test_promtool_accepts_the_families(promtool):
     world = desk(clock, tickets=300)
     client, inst = MemoryClient(world), installation()
     part = warm(FirstResponseCollector(inst), client, inst, clock)
-    sink = FamilySink(max_series=100)
+    sink = FamilySink(max_series=1000)
     part.families(sink)
 
     class Families:
@@ -557,7 +557,8 @@ def test_promtool_accepts_the_families(promtool):
     registry = CollectorRegistry()
     registry.register(Families())
     text = generate_latest(registry)
-    assert b'whmcs_ticket_first_response_seconds_bucket{le="+Inf",whmcs="desk"}' in text
+    bucket = b'whmcs_ticket_first_response_seconds_bucket{department="Sales",le="+Inf",priority="High",whmcs="desk"}'
+    assert bucket in text
     assert b"whmcs_exporter_response_coverage_ratio" not in text  # exported as the sample ratio instead
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()

@@ -6,6 +6,6 @@ part that renders itself into metric families. Collectors raise `WhmcsError`s an
 never catch what they cannot handle; the poller decides what a failure means.
 Which collectors exist, and in which order a poll runs them, is said once, in
 `registry.py`. A collector imports shared code (`base`, `ticket_lists`,
-`ticket_replies`), never another collector's module: what it needs from an
+`ticket_replies`, `ticket_labels`, `staff_names`), never another collector's module: what it needs from an
 earlier collector it reads from that collector's part on the poll context.
 """

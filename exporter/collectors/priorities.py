@@ -16,13 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
-from exporter.collectors.ticket_lists import ACTIVE, TicketRow
+from exporter.collectors.ticket_labels import STANDARD_PRIORITIES as STANDARD
+from exporter.collectors.ticket_labels import priority_text
+from exporter.collectors.ticket_lists import ACTIVE, TicketRow, sample_ratio
 from exporter.families import FROM_LAST_POLL, FamilySink
 
 HELP_BY_PRIORITY = ("Active tickets by priority. Complete when whmcs_exporter_sample_ratio{collector=\"priorities\"} "
                     "is 1; below 1, counts among the sample_limit most recently replied active tickets only."
                     + FROM_LAST_POLL)
-STANDARD = ("Low", "Medium", "High")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class PrioritiesPart:
 
     @property
     def sample_ratio(self) -> float:
-        return 1.0 if self.total == 0 else min(1.0, self.fetched / self.total)
+        return sample_ratio(self.fetched, self.total)
 
     def families(self, out: FamilySink) -> None:
         for priority, count in self.by_priority:
@@ -45,7 +46,7 @@ class PrioritiesPart:
 def tally(tickets: Iterable[TicketRow]) -> tuple[tuple[str, int], ...]:
     """Counts per priority text, with WHMCS's standard priorities present at 0."""
     counts = Counter({p: 0 for p in STANDARD})
-    counts.update(t.priority.strip() or "(none)" for t in tickets)
+    counts.update(priority_text(t.priority) for t in tickets)
     return tuple(sorted(counts.items()))
 
 

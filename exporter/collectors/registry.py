@@ -19,6 +19,7 @@ from exporter.collectors.first_response import FirstResponseCollector
 from exporter.collectors.oldest_awaiting import OldestAwaitingCollector
 from exporter.collectors.priorities import PrioritiesCollector
 from exporter.collectors.sla import SlaCollector
+from exporter.collectors.staff import StaffCollector
 from exporter.collectors.wait_distribution import WaitDistributionCollector
 
 if TYPE_CHECKING:
@@ -33,11 +34,15 @@ REGISTRY: tuple[Registration, ...] = (
                  "awaiting and active tickets and the longest wait per support department"),
     Registration("priorities", lambda inst: PrioritiesCollector(),
                  "active tickets by priority"),
+    Registration("staff", lambda inst: StaffCollector(inst.name, inst.max_staff),
+                 "active tickets flagged to each staff member (only with `staff_metrics: true`; GetAdminUsers "
+                 "hourly for names)", applies=lambda inst: inst.staff_metrics),
     Registration("wait_distribution", lambda inst: WaitDistributionCollector(),
                  "the exact distribution of current waits (gauge histogram)", needs=("counts",),
                  can_wait=True),
     Registration("first_response", FirstResponseCollector,
-                 "time from opening to the first staff reply (GetTicket per ticket, cached)", can_wait=True),
+                 "time from opening to the first staff reply (GetTicket per ticket, cached)", needs=("departments",),
+                 can_wait=True),
     Registration("sla", SlaCollector,
                  "awaiting tickets breached or at risk of their service-level targets (only with `sla` configured)",
                  needs=("departments", "first_response"), applies=lambda inst: inst.sla is not None,

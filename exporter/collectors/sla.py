@@ -39,6 +39,7 @@ from exporter.collectors.sla_waits import (
     wait_of,
 )
 from exporter.collectors.support_departments import read_departments, unique_labels
+from exporter.collectors.ticket_labels import department_label
 from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, next_start
 from exporter.collectors.ticket_replies import TicketReplies, parse_ticket_replies
 from exporter.config import InstallationConfig
@@ -293,7 +294,5 @@ def _recent_lastreplies(ctx: PollContext, since: float, wanted: set[int]) -> dic
 
 
 def _label(labels: dict[int, str], row: TicketRow) -> str:
-    if row.deptid is None:
-        return ""
-    return labels.get(row.deptid, f"id {row.deptid}")
+    return department_label(labels, row.deptid)
 

@@ -36,6 +36,7 @@ class TicketRow:
     priority: str
     date: float | None
     lastreply: float
+    flag: int | None = 0  # the admin id the ticket is flagged to; 0 = not flagged, None = unreadable
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class Page:
     @property
     def reaches_end(self) -> bool:
         return self.start + len(self.tickets) >= self.total
+
+
+def sample_ratio(fetched: int, total: int) -> float:
+    """The share of a list's `total` tickets that `fetched` rows of it cover (1 for an empty list)."""
+    return 1.0 if total == 0 else min(1.0, fetched / total)
 
 
 def parse_ticket(raw: Mapping[str, Any], zone: ZoneInfo) -> TicketRow:
@@ -64,9 +70,21 @@ def parse_ticket(raw: Mapping[str, Any], zone: ZoneInfo) -> TicketRow:
             priority=label_text(raw.get("priority", ""), "priority"),
             date=parse_local_time(opened, zone, "date") if opened not in (None, "") else None,
             lastreply=parse_local_time(raw.get("lastreply"), zone, "lastreply"),
+            flag=_flag(raw.get("flag")),
         )
     except ValueError as exc:
         raise ShapeError(ACTION, f"unreadable ticket: {exc}") from None
+
+
+def _flag(value: Any) -> int | None:
+    """The `flag` admin id; absent or empty (gateways, older fakes) reads as not flagged. An odd value is
+    None, not an error: only the staff collector reads flags, and it must not cost the others the list."""
+    if value in (None, ""):
+        return 0
+    try:
+        return to_count(value, "flag")
+    except ValueError:
+        return None
 
 
 def parse_page(answer: Mapping[str, Any], zone: ZoneInfo, start: int, requested: int = 0) -> Page:

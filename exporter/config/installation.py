@@ -70,6 +70,8 @@ class InstallationConfig:
     response_window: float = setting(Duration(), 7 * 86400.0, "first-response times cover tickets opened in it")
     max_ticket_fetches_per_poll: int = setting(WholeNumber(0), 50, "GetTicket calls per poll: first_response, sla")
     max_series: int = setting(WholeNumber(10), 5000, "series cap per installation (cut: series_dropped_total)")
+    staff_metrics: bool = setting(Flag(), False, "export per-staff series (staff names on labels)")
+    max_staff: int = setting(WholeNumber(1), 50, "staff members with series of their own; the rest are `other`")
     sla: SlaConfig | None = setting(SlaSection(), None, "service-level targets, business hours and holidays")
 
     @property

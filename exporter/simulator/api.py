@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from xml.sax.saxutils import escape
 
+from .staff import get_admin_users
 from .stored_text import stored
 from .world import Ticket, World, status_key
 
@@ -21,7 +22,8 @@ _INT = re.compile(r"\s*[+-]?\d+")
 
 # Lower-cased action -> canonical name; the simulator only knows the ticket calls the exporter needs.
 ACTIONS = {n.lower(): n for n in (
-    "GetTicketCounts", "GetTickets", "GetTicket", "GetSupportDepartments", "GetSupportStatuses")}
+    "GetTicketCounts", "GetTickets", "GetTicket", "GetSupportDepartments", "GetSupportStatuses",
+    "GetAdminUsers")}
 
 
 def php_truthy(value: str | None) -> bool:
@@ -295,6 +297,8 @@ def handle(world: World, action: str, params: dict[str, str], gateway_ticketnum:
             return get_support_departments(world, params)
         if name == "GetSupportStatuses":
             return get_support_statuses(world, params)
+        if name == "GetAdminUsers":
+            return get_admin_users(world, php_truthy(params.get("include_disabled")))
     return error("Command Not Found")
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from .staff import add_staff, move_flags
+
 DEFAULT_BUCKETS = (900, 3600, 14400, 28800, 86400, 172800, 259200, 604800)
 
 
@@ -129,6 +131,10 @@ class World:
         self.departments: list[Department] = []
         self.priorities = ["Low", "Medium", "High"]
         self.admins: dict[int, str] = {1: "API Bot", 2: "Alice", 3: "Bob"}
+        # First and last name where the display name is not split at its first space (see staff.py).
+        self.admin_names: dict[int, tuple[str, str]] = {}
+        self.disabled_admins: set[int] = set()
+        self.admin_users_denied = False  # the API role lacks GetAdminUsers: it answers 403
         self.api_admin_id = 1
         self.api_admin_departments: list[int] = []
         self.tickets: dict[int, Ticket] = {}
@@ -164,6 +170,7 @@ class World:
         names = list(departments) if departments is not None else [
             "Sales", "Technical Support", "Billing", "Abuse", 'Ünïcode "Quoted" Dept']
         w.departments = [Department(i + 1, n) for i, n in enumerate(names)]
+        add_staff(w)
         # The API admin is a member of all but the 4th department, so department filtering is visible.
         w.api_admin_departments = [d.id for d in w.departments if d.id != 4]
         w.priorities = ["Low", "Medium", "High", "Urgent"]
@@ -492,6 +499,7 @@ class World:
                 self.customer_reply(rng.choice(answered).id, at=now)
             if answered and rng.random() < 0.5:
                 self.close(rng.choice(answered).id)
+            move_flags(self, rng)
             # Hard bound: drop the oldest tickets, closed ones first.
             excess = len(self.tickets) - max_tickets
             if excess > 0:
