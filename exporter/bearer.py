@@ -1,26 +1,22 @@
 """Bearer tokens for WHMCS-compatible gateways (Keliweb API v2 style): where they come from and when to renew.
 
-A gateway re-exposes WHMCS's API actions as `POST <url>/<action-in-kebab-case>` with
-`Authorization: Bearer <token>`. The token is either static (`token` / `token_file`, re-read on every
-use so a rotated file is picked up) or obtained with an OAuth2 password grant and kept fresh with the
-refresh grant:
+A gateway re-exposes WHMCS's API actions as `POST <url>/<action-in-kebab-case>` with `Authorization: Bearer
+<token>`. The token is static (`token` / `token_file`, re-read on every use so a rotated file is picked up)
+or obtained with an OAuth2 password grant and kept fresh with the refresh grant:
 
-- first use: one password grant;
-- at `refresh_fraction` (80 %) of `expires_in`: one refresh grant, so a poll never starts on a token about
-  to expire;
-- refresh refused: one password grant; the token endpoint unreachable while the token is still valid:
-  keep the token and try the refresh again later;
-- a 401 from an API call: the client asks `renew()` once, which drops the token (the next `token()`
-  refreshes or logs in again); a second 401 is an `AuthError` and the poller's auth back-off applies.
+- first use: one password grant; at `refresh_fraction` (80 %) of `expires_in`: one refresh grant, so a poll
+  never starts on a token about to expire; refresh refused: one password grant; the token endpoint
+  unreachable while the token is still valid: keep the token and try the refresh again later;
+- a 401 from an API call: the client asks `renew()` once, which drops the token (the next `token()` refreshes
+  or logs in again); a second 401 is an `AuthError` and the poller's auth back-off applies.
 
 A refused password grant is a failed login, so it is never repeated within `retry_after` seconds with the
 same credentials (the poller pauses an installation after an `AuthError` anyway; this is the second guard).
-Messages carry the action name, the HTTP status and the endpoint's `error` / `error_description` only, never
-a token or a secret; `secret_values()` lists what the client must scrub besides.
+Messages carry the action, the HTTP status and the endpoint's `error` / `error_description` only, never a
+token or a secret; `secret_values()` lists what the client must scrub besides.
 
-This module makes no HTTP requests itself: the client passes `post` (its own transport, with its timeout
-and TLS settings) and `record` (its request counter), so the grants share the client's behaviour and metrics.
-"""
+No HTTP request is made here: the client passes `post` (its transport: timeout, TLS) and `record` (its
+request counter), so the grants share the client's behaviour and metrics."""
 
 from __future__ import annotations
 
