@@ -27,7 +27,7 @@ from exporter.collectors.flow_counters import FlowCounters, FlowPart
 from exporter.collectors.reply_events import Ledger, new_events, parse_reply_events
 from exporter.collectors.support_departments import read_departments, unique_labels
 from exporter.collectors.ticket_lists import TicketRow, fetch_page, next_page
-from exporter.collectors.window_listing import HEAD_MARGIN, INCREMENTAL_PAGE, PAGE_OVERLAP
+from exporter.collectors.window_listing import HEAD_MARGIN, INCREMENTAL_PAGE, PAGE_OVERLAP, PAGE_SIZE
 from exporter.errors import NotFound
 from exporter.fields import to_count
 from exporter.state.saved import SavedCollector
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CATCHUP_PAGE = 1000  # rows of the head's later pages: only a burst or an outage needs them
-MAX_HEAD_PAGES = 8  # GetTickets calls per poll: a head of up to 7,100 changed tickets is read in one poll
+CATCHUP_PAGE = 1000  # rows of the head's third and later pages: only a burst or an outage needs them
+MAX_HEAD_PAGES = 8  # GetTickets calls per poll: a head of up to ~6,300 changed tickets is read in one poll
 FORGET_AFTER = 86400.0  # a ticket's ledger is dropped a day after its last change (unless a recheck is due)
 MAX_TRACKED = 100_000  # hard bound on ledgers: the longest unchanged are dropped first
 
@@ -106,7 +106,9 @@ class FlowCollector:
                             "replies to tickets last changed between %s and %s are not counted",
                             ctx.installation.name, self.last_pages, int(stop), int(oldest))
                 return list(rows.values())
-            start, size = next_page(page, PAGE_OVERLAP, CATCHUP_PAGE)
+            # The first two pages are the sizes the window listing's head scan asks for (the poll's page cache
+            # can answer them); a longer head is a burst or an outage, read in larger pages.
+            start, size = next_page(page, PAGE_OVERLAP, PAGE_SIZE if self.last_pages == 1 else CATCHUP_PAGE)
 
     def _first_poll(self, ctx: PollContext, rows: list[TicketRow]) -> None:
         """Start watching: what exists now is history, neither opened nor replied to since."""
