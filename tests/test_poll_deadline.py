@@ -13,6 +13,7 @@ import pytest
 
 from exporter.collectors.boundary_search import search
 from exporter.collectors.pacing import CallLatency, Pace
+from exporter.collectors.registry import DEFAULTS
 from exporter.collectors.ticket_lists import fetch_page
 from exporter.config import DEFAULT_BUCKETS, ConfigError, parse
 from exporter.simulator import Simulator, World
@@ -103,7 +104,9 @@ def run_on_schedule(desk: SlowDesk, polls: int) -> list[tuple[float, float, Samp
 
 
 def test_2s_per_call_100k_tickets_60s_interval_core_exact_polls_within_deadline_coverage_rising():
-    desk = SlowDesk(tickets=100_000, latency=2.0, interval=60.0)
+    # first_response as the last collector that can wait: each one after it would take an equal share of the
+    # ~8 s the backlog numbers leave (flow's is measured in bench/bench_flow.py and docs/flow.md).
+    desk = SlowDesk(tickets=100_000, latency=2.0, interval=60.0, collectors=DEFAULTS - {"flow"})
     polls = run_on_schedule(desk, 5)
     deadline = desk.installation.deadline
     assert deadline == 30.0
@@ -118,7 +121,7 @@ def test_getticket_budget_follows_the_measured_latency():
     fetched = {}
     for latency in (0.02, 2.0):
         desk = SlowDesk(tickets=3000, latency=latency, interval=60.0)
-        collector = desk.poller.collectors[-1]
+        collector = next(c for c in desk.poller.collectors if c.name == "first_response")
         for _ in range(12):
             start, duration = desk.poll()
             assert duration <= desk.installation.deadline

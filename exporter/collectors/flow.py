@@ -128,7 +128,8 @@ class FlowCollector:
             elif row.id > self.max_id and (row.date is None or row.date >= self.since):
                 self.counters.count_opened(_label(labels, row.deptid))
                 opened = row.date if row.date is not None else previous
-                self.tickets[row.id] = Watched(row.deptid, row.lastreply, Ledger(upto=opened, start=opened), touched=ctx.now)
+                self.tickets[row.id] = Watched(row.deptid, row.lastreply, Ledger(upto=opened, start=opened),
+                                               touched=ctx.now)
                 if row.lastreply > opened:
                     self.queue[row.id] = None
             elif row.lastreply > previous:

@@ -89,6 +89,8 @@ class FlowCounters:
         self.ratings[key] = self.ratings.get(key, 0) + 1
 
     def part(self, whmcs: str, staff_metrics: bool, pending: int, fetches: int) -> FlowPart:
+        if staff_metrics:
+            self.staff.setdefault(OTHER_STAFF, 0)  # the series exists before the first staff reply is read
         return FlowPart(whmcs=whmcs, opened=tuple(sorted(self.opened.items())),
                         replies=tuple(sorted(self.replies.items())), ratings=tuple(sorted(self.ratings.items())),
                         staff=tuple(sorted(self.staff.items())) if staff_metrics else None,
