@@ -4,15 +4,15 @@ Each poll:
 1. Department labels from the departments collector's part (else one GetSupportDepartments call): every
    department's counters start at 0.
 2. The head of the unfiltered `lastreply DESC` list, down to the last poll's newest `lastreply` (less
-   HEAD_MARGIN), read with `fetch_page` like the first-response window listing does (so the poll's page cache
-   can answer it). A ticket id above the highest seen, opened since the exporter started watching, is a
+   HEAD_MARGIN), through the poll's shared reads like the first-response window listing (a page it read
+   already costs nothing). A ticket id above the highest seen, opened since the exporter started watching, is a
    ticket opened; a ticket whose `lastreply` moved joins the queue for GetTicket.
 3. Tickets with a staff reply join the queue once more `rating_delay` after it: a customer rates a reply
    without moving `lastreply`.
-4. GetTicket for the queue's oldest entries, within `max_ticket_fetches_per_poll` less what first_response
-   spent this poll, and the pace: `reply_events` says which replies and ratings are new. The rest of the
-   queue waits for the next polls (`whmcs_exporter_pending_ticket_fetches`): counters lag, nothing is lost
-   or counted twice.
+4. GetTicket for the queue's oldest entries, within `max_ticket_fetches_per_poll` less the GetTicket calls
+   first_response made this poll (a ticket it read is answered from the poll's reads, free), and the pace:
+   `reply_events` says which replies and ratings are new. The rest of the queue waits for the next polls
+   (`whmcs_exporter_pending_ticket_fetches`): counters lag, nothing is lost or counted twice.
 Bounds, state and costs: docs/flow.md.
 """
 
@@ -26,9 +26,9 @@ from exporter.collectors.base import PollContext
 from exporter.collectors.flow_counters import FlowCounters, FlowPart
 from exporter.collectors.reply_events import Ledger, new_events, parse_reply_events
 from exporter.collectors.support_departments import read_departments, unique_labels
-from exporter.collectors.ticket_lists import TicketRow, fetch_page, next_page
+from exporter.collectors.ticket_lists import TicketRow, next_page
 from exporter.collectors.window_listing import HEAD_MARGIN, INCREMENTAL_PAGE, PAGE_OVERLAP, PAGE_SIZE
-from exporter.errors import NotFound
+from exporter.errors import NotFound, WhmcsError
 from exporter.fields import to_count
 from exporter.state.saved import SavedCollector
 
@@ -93,7 +93,7 @@ class FlowCollector:
         start, size = 0, INCREMENTAL_PAGE
         self.last_pages = 0
         while True:
-            page = fetch_page(ctx.client, ctx.zone, params, start, size)
+            page = ctx.reads.page(params, start, size)
             self.last_pages += 1
             for row in page.tickets:
                 if row.id not in rows or row.lastreply > rows[row.id].lastreply:
@@ -148,19 +148,31 @@ class FlowCollector:
 
     # -- GetTicket -----------------------------------------------------------------------------------------
     def _fetch(self, ctx: PollContext, labels: dict[int, str]) -> None:
-        spent = getattr(ctx.parts.get("first_response"), "fetches", 0)
-        budget = max(0, ctx.installation.max_ticket_fetches_per_poll - spent)
+        # The budget is the poll's: first_response's calls count; a ticket it read this poll is answered again
+        # from the poll's reads at no cost.
+        budget = max(0, ctx.installation.max_ticket_fetches_per_poll - ctx.reads.ticket_calls)
+        # As many calls as fit before the deadline at the measured latency: the rest waits for the next poll.
+        allowed = ctx.pace.affordable(min(budget, len(self.queue)))
         self.last_fetches = 0
-        # As many as fit before the deadline at the measured latency: the rest waits for the next poll.
-        for ident in list(self.queue)[:ctx.pace.affordable(min(budget, len(self.queue)))]:
-            if ctx.pace.past_deadline():
-                break  # WHMCS slowed down within the poll
-            self.last_fetches += 1
+        for ident in list(self.queue):
+            if self.last_fetches >= allowed or ctx.pace.past_deadline():
+                break
+            calls = ctx.reads.ticket_calls
             try:
-                answer = ctx.client.call("GetTicket", {"ticketid": ident, "repliessort": "ASC"})
+                answer = ctx.reads.ticket(ident)
             except NotFound:
                 self._drop(ident)  # merged or deleted since the list showed it
                 continue
+            except WhmcsError as exc:
+                if exc.aborts_poll:
+                    raise
+                # One ticket WHMCS cannot answer must not hold up the queue: read again when lastreply moves.
+                log.warning("whmcs=%s: flow: GetTicket %d failed (%s); its replies are not counted",
+                            ctx.installation.name, ident, exc)
+                self.queue.pop(ident, None)
+                continue
+            finally:
+                self.last_fetches += ctx.reads.ticket_calls - calls
             self._account(ctx, ident, answer, labels)
             self.queue.pop(ident, None)
 
