@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collectors.flow import FlowCollector
-from exporter.collectors.reply_events import Ledger, new_events, parse_reply_events
+from exporter.collectors.flow import FORGET_AFTER, FlowCollector
+from exporter.collectors.reply_events import EVERY_REPLY, Ledger, new_events, parse_reply_events
 from exporter.config import InstallationConfig, parse
 from exporter.errors import ConnectionFailed
 from exporter.poller import InstallationPoller
@@ -86,6 +86,14 @@ def test_ratings_of_replies_from_before_the_exporter_watched_are_history():
     assert [r.key for r in got.replies] == ["2", "3"]
     assert [(r.key, r.rating) for r in got.ratings] == [("3", 5)]
     assert new_events(got.ledger, replies).ratings == ()
+
+
+def test_a_ledger_that_takes_a_whole_second_as_history_counts_none_of_its_replies():
+    replies = parse_reply_events(answer([reply("0", T0), reply("1", T0 + 60, "Alice"), reply("2", T0 + 60),
+                                         reply("3", T0 + 61)]), UTC)
+    got = new_events(Ledger(upto=T0 + 60, at_upto=(EVERY_REPLY,), start=T0 + 60), replies)
+    assert [r.key for r in got.replies] == ["3"]
+    assert new_events(Ledger(upto=T0 + 60, start=T0 + 60), replies).replies == replies  # same second: new
 
 
 # ---- in-process: the real poller on a fake clock ----------------------------------------------------------
@@ -366,3 +374,25 @@ def test_the_getticket_budget_is_shared_by_first_response_flow_and_sla(budget):
         desk.clock.advance(60)
         for _ in range(5):
             desk.world.step(rng, 250)
+
+
+def test_ledgers_are_forgotten_after_their_late_rating_look_and_a_ticket_changed_later_counts_once():
+    desk = Desk(tickets=40, rating_delay="1h")
+    w = desk.world
+    desk.poll()
+    for minute in range(10):
+        desk.clock.advance(60)
+        t = w.add_ticket(deptid=1 + minute % 3, at=desk.clock.t - 20)
+        w.staff_reply(t.id, admin="Bob", at=desk.clock.t)
+        desk.poll()
+    assert len(desk.flow.tickets) == 10
+    desk.clock.advance(FORGET_AFTER + 3600 + 60)
+    desk.poll()  # the late-rating looks
+    desk.clock.advance(60)
+    desk.poll()
+    assert desk.flow.tickets == {}  # memory follows recent changes, not the desk
+    again = max(w.tickets)
+    w.customer_reply(again, at=desk.clock.t)
+    desk.clock.advance(60)
+    assert counters(desk.poll()) == desk.truth()
+    assert sum(desk.truth()["replies"].values()) == 11

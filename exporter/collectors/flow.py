@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.flow_counters import FlowCounters, FlowPart
-from exporter.collectors.reply_events import Ledger, new_events, parse_reply_events
+from exporter.collectors.reply_events import EVERY_REPLY, Ledger, new_events, parse_reply_events
 from exporter.collectors.support_departments import read_departments, unique_labels
 from exporter.collectors.ticket_lists import TicketRow, next_page
 from exporter.collectors.window_listing import HEAD_MARGIN, INCREMENTAL_PAGE, PAGE_OVERLAP, PAGE_SIZE
@@ -51,7 +51,7 @@ class Watched:
     seen: float  # its newest `lastreply` the list has shown
     ledger: Ledger
     recheck: float | None = None  # when to read it once more for late ratings
-    touched: float = 0.0  # last poll that queued or read it
+    touched: float = 0.0  # last poll whose list showed it changed
 
 
 class FlowCollector:
@@ -134,12 +134,19 @@ class FlowCollector:
                     self.queue[row.id] = None
             elif row.lastreply > previous:
                 # Changed since the last scan but not watched: replies after that scan are new.
-                self.tickets[row.id] = Watched(row.deptid, row.lastreply, Ledger(upto=previous, start=previous),
+                self.tickets[row.id] = Watched(row.deptid, row.lastreply, self._baseline(ctx.now, previous),
                                                touched=ctx.now)
                 self.queue[row.id] = None
         if rows:
             self.max_id = max(self.max_id, max(r.id for r in rows))
             self.newest = max(self.newest, max(r.lastreply for r in rows))
+
+    def _baseline(self, now: float, previous: float) -> Ledger:
+        """The ledger of a ticket first seen changed: replies up to the last scan's newest are history. One in
+        that very second is new (stored after the scan read the list), unless it can be history: the first
+        poll's second, or one a day old (the ticket's ledger may have been forgotten since)."""
+        same_second_new = previous > self.since and now - previous < FORGET_AFTER
+        return Ledger(upto=previous, at_upto=() if same_second_new else (EVERY_REPLY,), start=previous)
 
     def _queue_rechecks(self, now: float) -> None:
         for ident, watched in self.tickets.items():
@@ -189,7 +196,7 @@ class FlowCollector:
             # One odd ticket must not stop the queue: it is read again when its lastreply moves.
             log.warning("whmcs=%s: flow: GetTicket %d: unreadable answer (%s); its replies are not counted",
                         ctx.installation.name, ident, exc)
-            self.tickets[ident] = replace(watched, recheck=None, touched=ctx.now)
+            self.tickets[ident] = replace(watched, recheck=None)
             return
         found = new_events(watched.ledger, replies)
         department = _label(labels, deptid)
@@ -199,7 +206,8 @@ class FlowCollector:
             self.counters.count_rating(department, reply)
         due = None if found.last_staff is None else found.last_staff + self.rating_delay
         self.tickets[ident] = Watched(deptid, watched.seen, found.ledger,
-                                      recheck=due if due is not None and due > ctx.now else None, touched=ctx.now)
+                                      recheck=due if due is not None and due > ctx.now else None,
+                                      touched=watched.touched)
 
     def _drop(self, ident: int) -> None:
         self.tickets.pop(ident, None)

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 from exporter.fields import items, label_text, parse_local_time, to_count
 
 RATINGS = ("1", "2", "3", "4", "5")
+# In `Ledger.at_upto`: every reply dated exactly `upto` is counted (or history), whatever its key.
+EVERY_REPLY = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,9 @@ def parse_reply_events(answer: Mapping[str, Any], zone: ZoneInfo) -> tuple[Reply
 
 def new_events(ledger: Ledger, replies: tuple[ReplyEvent, ...]) -> NewEvents:
     """The replies and ratings not counted yet, and the ledger once they are."""
-    fresh = tuple(r for r in replies if r.date > ledger.upto or (r.date == ledger.upto and r.key not in ledger.at_upto))
+    counted = set(ledger.at_upto)
+    fresh = tuple(r for r in replies if r.date > ledger.upto
+                  or (r.date == ledger.upto and EVERY_REPLY not in counted and r.key not in counted))
     rated = set(ledger.rated)
     ratings = []
     for reply in replies:
@@ -89,8 +93,7 @@ def new_events(ledger: Ledger, replies: tuple[ReplyEvent, ...]) -> NewEvents:
         if reply.date > ledger.start or reply in fresh:
             ratings.append(reply)
     upto = max([ledger.upto, *(r.date for r in replies)])
-    at_upto = tuple(sorted({r.key for r in replies if r.date == upto} | (set(ledger.at_upto) if upto == ledger.upto
-                                                                         else set())))
+    at_upto = tuple(sorted({r.key for r in replies if r.date == upto} | (counted if upto == ledger.upto else set())))
     staff = [r.date for r in replies if r.staff]
     return NewEvents(replies=fresh, ratings=tuple(ratings),
                      ledger=replace(ledger, upto=upto, at_upto=at_upto, rated=tuple(sorted(rated))),
