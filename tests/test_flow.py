@@ -20,7 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.collectors.flow import FORGET_AFTER, FlowCollector
 from exporter.collectors.reply_events import EVERY_REPLY, Ledger, new_events, parse_reply_events
 from exporter.config import InstallationConfig, parse
-from exporter.errors import ConnectionFailed
+from exporter.errors import ConnectionFailed, PermissionDenied
 from exporter.poller import InstallationPoller
 from exporter.render import SnapshotRenderer
 from exporter.simulator import World
@@ -99,7 +99,8 @@ def test_a_ledger_that_takes_a_whole_second_as_history_counts_none_of_its_replie
 # ---- in-process: the real poller on a fake clock ----------------------------------------------------------
 
 class FlakyClient(DirectClient):
-    """The simulator's API in-process; `fail(action, n)` returning True makes the n-th call of an action fail."""
+    """The simulator's API in-process; `fail(action, n)` returning True (a lost connection) or an error makes the
+    n-th call of an action fail."""
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
@@ -108,8 +109,9 @@ class FlakyClient(DirectClient):
 
     def call(self, action: str, params: Any = None) -> dict[str, Any]:
         self.counts[action] = self.counts.get(action, 0) + 1
-        if self.fail(action, self.counts[action]):
-            raise ConnectionFailed(action, "connection reset")
+        failure = self.fail(action, self.counts[action])
+        if failure:
+            raise failure if isinstance(failure, Exception) else ConnectionFailed(action, "connection reset")
         return super().call(action, params)
 
 
@@ -396,3 +398,22 @@ def test_ledgers_are_forgotten_after_their_late_rating_look_and_a_ticket_changed
     desk.clock.advance(60)
     assert counters(desk.poll()) == desk.truth()
     assert sum(desk.truth()["replies"].values()) == 11
+
+
+def test_the_counters_go_on_with_the_last_department_labels_while_getsupportdepartments_is_denied():
+    desk = Desk(tickets=30)
+    w = desk.world
+    desk.poll()
+    denied = PermissionDenied("GetSupportDepartments", 'Invalid Permissions: API action "getsupportdepartments"')
+    desk.client.fail = lambda action, n: denied if action == "GetSupportDepartments" else False
+    rng = random.Random(4)
+    for _ in range(10):
+        desk.clock.advance(60)
+        w.step(rng, 50)
+        samples = desk.poll()
+        assert desk.poller.snapshot.collectors["flow"].success
+        assert not desk.poller.snapshot.collectors["departments"].success
+        assert unrated(counters(samples)) == unrated(desk.truth())
+    assert sum(counters(samples)["replies"].values()) > 0
+    # Only the departments collector asked (once a poll): flow took the labels it had.
+    assert desk.client.counts["GetSupportDepartments"] == 11

@@ -1,8 +1,8 @@
 """Ticket flow: tickets opened, replies by author, customer ratings and staff replies, as counters.
 
 Each poll:
-1. Department labels from the departments collector's part (else one GetSupportDepartments call): every
-   department's counters start at 0.
+1. Department labels from the departments collector's part (else one GetSupportDepartments call; the last
+   ones read when the departments collector failed this poll): every department's counters start at 0.
 2. The head of the unfiltered `lastreply DESC` list, down to the last poll's newest `lastreply` (less
    HEAD_MARGIN), through the poll's shared reads like the first-response window listing (a page it read
    already costs nothing). A ticket id above the highest seen, opened since the exporter started watching, is a
@@ -70,6 +70,7 @@ class FlowCollector:
         self.newest = 0.0  # newest lastreply of the last complete head scan
         self.last_fetches = 0
         self.last_pages = 0
+        self.labels: dict[int, str] = {}  # department id -> label, as last read
 
     def poll(self, ctx: PollContext) -> FlowPart:
         labels = self._department_labels(ctx)
@@ -225,10 +226,14 @@ class FlowCollector:
                 del self.tickets[ident]
 
     def _department_labels(self, ctx: PollContext) -> dict[int, str]:
+        """This poll's department labels; the last ones read when the departments collector failed this poll
+        (departments seldom change, and the counters must not stop for it)."""
         part = ctx.parts.get("departments")
         if part is not None and hasattr(part, "labels"):
-            return dict(part.labels)
-        return unique_labels(read_departments(ctx.client, ctx.installation.ignore_department_assignments))
+            self.labels = dict(part.labels)
+        elif not self.labels or "departments" not in ctx.installation.collectors:
+            self.labels = unique_labels(read_departments(ctx.client, ctx.installation.ignore_department_assignments))
+        return self.labels
 
     # -- state across restarts (exporter/state) ----------------------------------------------------------------
     def save_state(self) -> SavedCollector:
