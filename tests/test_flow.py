@@ -18,6 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.collectors.flow import FORGET_AFTER, FlowCollector
+from exporter.collectors.registry import DEFAULTS
 from exporter.collectors.reply_events import EVERY_REPLY, Ledger, new_events, parse_reply_events
 from exporter.config import InstallationConfig, parse
 from exporter.errors import ConnectionFailed, PermissionDenied
@@ -29,7 +30,7 @@ from exporter.snapshot import SnapshotStore
 from exporter.state.store import StateStore
 from testkit.bench_calls import DirectClient
 from testkit.exporter_process import Samples
-from testkit.slow_whmcs import FakeClock
+from testkit.slow_whmcs import FakeClock, SlowDesk
 
 UTC = ZoneInfo("UTC")
 T0 = 1_760_000_000.0
@@ -417,3 +418,25 @@ def test_the_counters_go_on_with_the_last_department_labels_while_getsupportdepa
     assert sum(counters(samples)["replies"].values()) > 0
     # Only the departments collector asked (once a poll): flow took the labels it had.
     assert desk.client.counts["GetSupportDepartments"] == 11
+
+
+@pytest.mark.parametrize("latency", [0.5, 2.0])
+def test_flow_with_nothing_queued_leaves_its_share_of_a_slow_poll_to_first_response(latency):
+    fetched = {}
+    for name, collectors in (("without flow", DEFAULTS - {"flow"}), ("with flow", DEFAULTS)):
+        desk = SlowDesk(tickets=3000, latency=latency, interval=60.0, collectors=collectors)
+        first_response = next(c for c in desk.poller.collectors if c.name == "first_response")
+        fetched[name] = []
+        for _ in range(6):
+            start, duration = desk.poll()
+            assert duration <= desk.installation.deadline
+            fetched[name].append(first_response.last_fetches)
+            desk.clock.t = start + 60.0
+    # Flow's first poll takes its share (it reads the head for the first time); from then on, at 0.5 s per call
+    # first_response reads as much as without flow. At 2 s per call it takes the whole poll, so flow runs every
+    # other poll (its head unread, it wants its share back) and first_response reads as much in the others.
+    assert fetched["with flow"][0] < fetched["without flow"][0]
+    if latency == 0.5:
+        assert fetched["with flow"][1:] == fetched["without flow"][1:]
+    else:
+        assert fetched["with flow"][3::2] == fetched["without flow"][3::2] and min(fetched["with flow"][1:]) > 0

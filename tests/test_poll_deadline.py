@@ -104,9 +104,9 @@ def run_on_schedule(desk: SlowDesk, polls: int) -> list[tuple[float, float, Samp
 
 
 def test_2s_per_call_100k_tickets_60s_interval_core_exact_polls_within_deadline_coverage_rising():
-    # first_response as the last collector that can wait. With flow on (after it), each gets half of the ~8 s the
-    # backlog numbers leave; flow's head pages are first_response's (no call) and nothing changed, so its half
-    # goes unused: 11 calls per poll, not 15 (docs/flow.md, "Cost").
+    # first_response as the last collector that can wait. With flow on (after it), flow's first poll takes half
+    # of the ~8 s the backlog numbers leave (11 calls); later it leaves its share to first_response while nothing
+    # waits in its queue (tests/test_flow.py), and first_response then runs up to the deadline.
     desk = SlowDesk(tickets=100_000, latency=2.0, interval=60.0, collectors=DEFAULTS - {"flow"})
     polls = run_on_schedule(desk, 5)
     deadline = desk.installation.deadline

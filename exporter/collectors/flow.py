@@ -71,8 +71,19 @@ class FlowCollector:
         self.last_fetches = 0
         self.last_pages = 0
         self.labels: dict[int, str] = {}  # department id -> label, as last read
+        self.poll_interval = installation.poll_interval
+        self.polled_at: float | None = None  # the last poll that ran this collector
+
+    def wants_share(self, now: float) -> bool:
+        """Whether this poll has GetTicket work for it (queued tickets, due late-rating looks) or its head went
+        unread last poll. Otherwise the poller leaves its share of the poll's time to the collectors before it
+        (first_response): the head's pages are theirs, read anyway, and nothing waits."""
+        unread = self.polled_at is None or now - self.polled_at > 1.5 * self.poll_interval
+        return unread or bool(self.queue) or any(w.recheck is not None and w.recheck <= now
+                                                 for w in self.tickets.values())
 
     def poll(self, ctx: PollContext) -> FlowPart:
+        self.polled_at = ctx.now
         labels = self._department_labels(ctx)
         self.counters.start_departments(list(labels.values()))
         rows = self._read_head(ctx)
