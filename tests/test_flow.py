@@ -17,7 +17,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from exporter.collectors.base import PollContext
 from exporter.collectors.flow import FORGET_AFTER, FlowCollector
+from exporter.collectors.pacing import Pace
 from exporter.collectors.registry import DEFAULTS
 from exporter.collectors.reply_events import EVERY_REPLY, Ledger, new_events, parse_reply_events
 from exporter.config import InstallationConfig, parse
@@ -30,6 +32,7 @@ from exporter.snapshot import SnapshotStore
 from exporter.state.store import StateStore
 from testkit.bench_calls import DirectClient
 from testkit.exporter_process import Samples
+from testkit.in_process import MemoryClient
 from testkit.slow_whmcs import FakeClock, SlowDesk
 
 UTC = ZoneInfo("UTC")
@@ -440,3 +443,37 @@ def test_flow_with_nothing_queued_leaves_its_share_of_a_slow_poll_to_first_respo
         assert fetched["with flow"][1:] == fetched["without flow"][1:]
     else:
         assert fetched["with flow"][3::2] == fetched["without flow"][3::2] and min(fetched["with flow"][1:]) > 0
+
+
+class OutOfTime(Pace):
+    """A poll whose deadline has passed as soon as anyone asks."""
+
+    def past_deadline(self) -> bool:
+        self.cut = True
+        return True
+
+    def affordable(self, budget: int) -> int:
+        return 0
+
+
+def test_a_head_scan_cut_by_the_deadline_loses_nothing_and_counts_nothing_twice():
+    clock = FakeClock(T0)
+    world = World.generate(seed=3, tickets=400, now=T0, tz="UTC", clock=clock, departments=DEPARTMENTS)
+    inst = installation(rating_delay="1h")
+    flow = FlowCollector(inst)
+    client = MemoryClient(world)
+    flow.poll(PollContext(client=client, now=clock.t, installation=inst))
+    clock.advance(60)
+    for t in [t for t in world.live_tickets() if t.status == "Answered"][:60]:
+        world.customer_reply(t.id, at=clock.t - 30)
+    for _ in range(150):  # the head now holds more changed rows than its first page
+        world.add_ticket(deptid=2, at=clock.t)
+    cut = flow.poll(PollContext(client=client, now=clock.t, installation=inst, pace=OutOfTime()))
+    # The first page held 100 of the new tickets (counted); the rest and the replies wait for the next poll.
+    assert flow.last_pages == 1 and flow.last_fetches == 0 and dict(cut.opened)["Support"] == 100
+    for _ in range(5):
+        clock.advance(60)
+        part = flow.poll(PollContext(client=client, now=clock.t, installation=inst))
+    truth = flow_truth(world, T0, clock.t)
+    assert dict(part.opened)["Support"] == truth["opened"]["Support"] == 150
+    assert {k: v for k, v in part.replies if v} == truth["replies"] and part.pending == 0

@@ -86,19 +86,21 @@ class FlowCollector:
         self.polled_at = ctx.now
         labels = self._department_labels(ctx)
         self.counters.start_departments(list(labels.values()))
-        rows = self._read_head(ctx)
+        rows, whole = self._read_head(ctx)
         if self.max_id is None:
             self._first_poll(ctx, rows)
         else:
-            self._take_rows(ctx, rows, labels)
+            self._take_rows(ctx, rows, labels, whole)
         self._queue_rechecks(ctx.now)
         self._fetch(ctx, labels)
         self._forget(ctx.now)
         return self.counters.part(ctx.installation.name, self.staff_metrics, len(self.queue), self.last_fetches)
 
     # -- the head of the list ----------------------------------------------------------------------------
-    def _read_head(self, ctx: PollContext) -> list[TicketRow]:
-        """The rows at or above the last scan's newest lastreply less the margin (all of one page the first time)."""
+    def _read_head(self, ctx: PollContext) -> tuple[list[TicketRow], bool]:
+        """The rows at or above the last scan's newest lastreply less the margin (all of one page the first time),
+        and whether the watermarks may move past them: not when the poll's deadline cut the scan short (the next
+        poll reads on from the top; rows taken twice are not counted twice)."""
         stop = self.newest - HEAD_MARGIN
         params = ctx.tickets_params()
         rows: dict[int, TicketRow] = {}
@@ -111,14 +113,15 @@ class FlowCollector:
                 if row.id not in rows or row.lastreply > rows[row.id].lastreply:
                     rows[row.id] = row
             if self.max_id is None or page.reaches_end or not page.tickets or page.tickets[-1].lastreply < stop:
-                return [r for r in rows.values() if r.lastreply >= stop]
-            if self.last_pages >= MAX_HEAD_PAGES or ctx.pace.past_deadline():
-                oldest = page.tickets[-1].lastreply
+                return [r for r in rows.values() if r.lastreply >= stop], True
+            if ctx.pace.past_deadline():
+                return list(rows.values()), False
+            if self.last_pages >= MAX_HEAD_PAGES:
                 log.warning("whmcs=%s: flow: more tickets changed since the last poll than %d list pages hold; "
                             "replies to tickets last changed between %s and %s are not counted",
-                            ctx.installation.name, self.last_pages, int(stop), int(oldest))
-                return list(rows.values())
-            # The first two pages are the sizes the window listing's head scan asks for (the poll's page cache
+                            ctx.installation.name, self.last_pages, int(stop), int(page.tickets[-1].lastreply))
+                return list(rows.values()), True
+            # The first two pages are the sizes the window listing's head scan asks for (the poll's shared reads
             # can answer them); a longer head is a burst or an outage, read in larger pages.
             start, size = next_page(page, PAGE_OVERLAP, PAGE_SIZE if self.last_pages == 1 else CATCHUP_PAGE)
 
@@ -128,7 +131,7 @@ class FlowCollector:
         self.newest = max((r.lastreply for r in rows), default=ctx.now)
         self.since = self.newest
 
-    def _take_rows(self, ctx: PollContext, rows: list[TicketRow], labels: dict[int, str]) -> None:
+    def _take_rows(self, ctx: PollContext, rows: list[TicketRow], labels: dict[int, str], whole: bool) -> None:
         assert self.max_id is not None
         previous = self.newest
         for row in sorted(rows, key=lambda r: r.id):
@@ -149,7 +152,7 @@ class FlowCollector:
                 self.tickets[row.id] = Watched(row.deptid, row.lastreply, self._baseline(ctx.now, previous),
                                                touched=ctx.now)
                 self.queue[row.id] = None
-        if rows:
+        if rows and whole:
             self.max_id = max(self.max_id, max(r.id for r in rows))
             self.newest = max(self.newest, max(r.lastreply for r in rows))
 
