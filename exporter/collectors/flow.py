@@ -73,12 +73,13 @@ class FlowCollector:
         self.labels: dict[int, str] = {}  # department id -> label, as last read
         self.poll_interval = installation.poll_interval
         self.polled_at: float | None = None  # the last poll that ran this collector
+        self.behind = False  # the last poll's deadline cut its head scan short
 
     def wants_share(self, now: float) -> bool:
         """Whether this poll has GetTicket work for it (queued tickets, due late-rating looks) or its head went
-        unread last poll. Otherwise the poller leaves its share of the poll's time to the collectors before it
-        (first_response): the head's pages are theirs, read anyway, and nothing waits."""
-        unread = self.polled_at is None or now - self.polled_at > 1.5 * self.poll_interval
+        unread (or was cut short) last poll. Otherwise the poller leaves its share of the poll's time to the
+        collectors before it (first_response): the head's pages are theirs, read anyway, and nothing waits."""
+        unread = self.behind or self.polled_at is None or now - self.polled_at > 1.5 * self.poll_interval
         return unread or bool(self.queue) or any(w.recheck is not None and w.recheck <= now
                                                  for w in self.tickets.values())
 
@@ -87,6 +88,7 @@ class FlowCollector:
         labels = self._department_labels(ctx)
         self.counters.start_departments(list(labels.values()))
         rows, whole = self._read_head(ctx)
+        self.behind = not whole
         if self.max_id is None:
             self._first_poll(ctx, rows)
         else:
