@@ -76,7 +76,7 @@ def test_defaults_are_the_documented_ones():
     assert (inst.sample_limit, inst.distribution_max_calls, inst.max_ticket_fetches_per_poll, inst.max_series) == (
         1000, 40, 50, 5000)
     assert inst.collectors == {"counts", "oldest_awaiting", "departments", "wait_distribution", "priorities",
-                               "first_response", "flow", "sla", "staff"}  # sla only with `sla`, staff with staff_metrics
+                               "first_response", "flow", "sla", "staff"}  # sla: with `sla`; staff: staff_metrics
     assert (inst.sla, inst.staff_metrics, inst.max_staff) == (None, False, 50)
     assert inst.rating_delay == 172800.0
 

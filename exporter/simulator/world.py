@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .staff import add_staff, move_flags
 from .flow_traffic import rate_some
+from .staff import add_staff, move_flags
 
 DEFAULT_BUCKETS = (900, 3600, 14400, 28800, 86400, 172800, 259200, 604800)
 
