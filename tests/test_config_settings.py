@@ -154,7 +154,7 @@ def test_config_check_prints_the_validated_configuration(tmp_path):
                          "  url: https://a.example", "  api_style: whmcs"]
     for line in ("  api_identifier: <secret>", f"  api_secret: <secret from {secret}>", "  poll_interval: 5m",
                  "  max_age: 15m", "  buckets: 15m, 1h, 4h, 8h, 1d, 2d, 3d, 1w",
-                 "  collectors: counts, oldest_awaiting, departments, priorities, wait_distribution, flow, sla"):
+                 "  collectors: counts, oldest_awaiting, departments, priorities, staff, wait_distribution, flow, sla"):
         assert line in lines, (line, lines)
     assert "VALUE" not in proc.stdout + proc.stderr
 
