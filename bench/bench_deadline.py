@@ -47,7 +47,7 @@ def simulated(tickets: int, latency: float, max_polls: int, interval: float = IN
         snap = desk.poller.snapshot
         durations.append(duration)
         calls.append(snap.poll_api_calls)
-        fetches.append(desk.poller.collectors[-1].last_fetches)
+        fetches.append(next(c for c in desk.poller.collectors if c.name == "first_response").last_fetches)
         if snap.collectors["first_response"].sample_ratio == 1.0:
             reached = k + 1
             break

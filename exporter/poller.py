@@ -125,13 +125,11 @@ class InstallationPoller:
         pace = Pace(clock=self.clock, deadline=now + self.installation.deadline, latency=self.latency)
         ctx = PollContext(client=TimedClient(self.client, pace), now=now, installation=self.installation, pace=pace)
         states = dict(self.snapshot.collectors)
-        waiting = sum(1 for c in self.collectors if c.name in CAN_WAIT)
         fatal: WhmcsError | None = None
         skipped: list[str] = []
-        for collector in self.collectors:
+        for index, collector in enumerate(self.collectors):
             previous = states.get(collector.name, CollectorState())
             can_wait = collector.name in CAN_WAIT
-            waiting -= can_wait
             if fatal is not None:
                 states[collector.name] = replace(previous, success=False, reason=fatal.reason,
                                                  error=f"not polled: {fatal}", duration=0.0, deferred=False)
@@ -142,7 +140,7 @@ class InstallationPoller:
                 skipped.append(collector.name)
                 continue
             if can_wait:
-                pace.share(waiting + 1)
+                pace.share(1 + _wanting_time(self.collectors[index + 1:], now))
             states[collector.name], failure = self._run_one(collector, ctx, previous)
             if can_wait and states[collector.name].success:
                 states[collector.name] = replace(states[collector.name], deferred=pace.cut)
@@ -278,6 +276,12 @@ def first_poll_delays(intervals: list[float]) -> list[float]:
     at once."""
     n = len(intervals)
     return [interval * i / n for i, interval in enumerate(intervals)]
+
+
+def _wanting_time(collectors: list[Collector], now: float) -> int:
+    """How many of `collectors` can wait and want a share of the poll's time: one with nothing pending
+    (`wants_share(now)` False, e.g. flow with an empty queue) leaves its share to the ones before it."""
+    return sum(1 for c in collectors if c.name in CAN_WAIT and getattr(c, "wants_share", lambda at: True)(now))
 
 
 def start_pollers(pollers: list[InstallationPoller], stop: threading.Event) -> list[threading.Thread]:

@@ -24,6 +24,9 @@ read makes no call, and shows an empty dict.
   100 tickets: first poll 1 page of 250 (the whole list: the full pass ends at once) + 50 GetTicket; next
   poll 1 incremental page + the 1 remaining GetTicket. 10,000 and 100,000: the full pass's first 8 pages
   + 50 GetTicket on each of the first two polls.
+- flow: the head of the unfiltered list down to the previous poll's newest `lastreply` less 300 s, the same
+  pages first_response's listing read (no call), and GetTicket for changed tickets within what first_response
+  left of the 50 (none changed here): no call at all.
 - warm: after the first-response cache was filled (bench.warm_first_response, no HTTP), with no traffic: the
   fixed reads above plus first_response's head scan (1 page; 2 at 100,000). Issue 19's bounds: <= 6 / 8 / 22.
 """
@@ -40,35 +43,35 @@ EXPECTED = {
     100: (
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 1}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 1}, "flow": {}},
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 1, "GetTickets": 1}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 1, "GetTickets": 1}, "flow": {}},
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTickets": 1}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTickets": 1}, "flow": {}},
     ),
     10_000: (
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 2},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}, "flow": {}},
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 2},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}, "flow": {}},
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 2},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTickets": 1}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTickets": 1}, "flow": {}},
     ),
     100_000: (
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {"GetTickets": 18},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}, "flow": {}},
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {"GetTickets": 8},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTicket": 50, "GetTickets": 8}, "flow": {}},
         {"counts": {"GetTicketCounts": 1}, "oldest_awaiting": {"GetTickets": 1},
          "departments": {"GetSupportDepartments": 1}, "wait_distribution": {"GetTickets": 8},
-         "priorities": {"GetTickets": 1}, "first_response": {"GetTickets": 2}},
+         "priorities": {"GetTickets": 1}, "first_response": {"GetTickets": 2}, "flow": {}},
     ),
 }
 WARM_BOUND = {100: 6, 10_000: 8, 100_000: 22}  # issue 19

@@ -76,8 +76,9 @@ def test_defaults_are_the_documented_ones():
     assert (inst.sample_limit, inst.distribution_max_calls, inst.max_ticket_fetches_per_poll, inst.max_series) == (
         1000, 40, 50, 5000)
     assert inst.collectors == {"counts", "oldest_awaiting", "departments", "wait_distribution", "priorities",
-                               "first_response", "sla", "staff"}  # sla only with `sla`, staff with staff_metrics
+                               "first_response", "flow", "sla", "staff"}  # sla: with `sla`; staff: staff_metrics
     assert (inst.sla, inst.staff_metrics, inst.max_staff) == (None, False, 50)
+    assert inst.rating_delay == 172800.0
 
 
 @pytest.mark.parametrize(("key", "lowest"), [("sample_limit", 1), ("distribution_max_calls", 4),
@@ -153,7 +154,7 @@ def test_config_check_prints_the_validated_configuration(tmp_path):
                          "  url: https://a.example", "  api_style: whmcs"]
     for line in ("  api_identifier: <secret>", f"  api_secret: <secret from {secret}>", "  poll_interval: 5m",
                  "  max_age: 15m", "  buckets: 15m, 1h, 4h, 8h, 1d, 2d, 3d, 1w",
-                 "  collectors: counts, oldest_awaiting, departments, priorities, wait_distribution, sla"):
+                 "  collectors: counts, oldest_awaiting, departments, priorities, staff, wait_distribution, flow, sla"):
         assert line in lines, (line, lines)
     assert "VALUE" not in proc.stdout + proc.stderr
 

@@ -16,6 +16,7 @@ from exporter.collectors.base import Collector, Registration
 from exporter.collectors.counts import CountsCollector
 from exporter.collectors.departments import DepartmentsCollector
 from exporter.collectors.first_response import FirstResponseCollector
+from exporter.collectors.flow import FlowCollector
 from exporter.collectors.oldest_awaiting import OldestAwaitingCollector
 from exporter.collectors.priorities import PrioritiesCollector
 from exporter.collectors.sla import SlaCollector
@@ -43,6 +44,9 @@ REGISTRY: tuple[Registration, ...] = (
     Registration("first_response", FirstResponseCollector,
                  "time from opening to the first staff reply (GetTicket per ticket, cached)", needs=("departments",),
                  can_wait=True),
+    Registration("flow", FlowCollector,
+                 "tickets opened, replies by author, customer ratings and staff replies as counters (GetTicket per "
+                 "changed ticket, queued)", needs=("departments", "first_response"), can_wait=True),
     Registration("sla", SlaCollector,
                  "awaiting tickets breached or at risk of their service-level targets (only with `sla` configured)",
                  needs=("departments", "first_response"), applies=lambda inst: inst.sla is not None,

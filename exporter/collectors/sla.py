@@ -11,7 +11,7 @@ Runs only for installations with an `sla` section (exporter/config/sla.py; docs/
 3. Which wait each ticket is in: none of its replies is from staff yet (first response, since its
    `date`) or one is (next reply, since its `lastreply`). `lastreply == date` means no reply at all;
    otherwise the first-response collector's part, this collector's cache, or GetTicket (longest waits
-   first, within `max_ticket_fetches_per_poll` minus what first_response spent in this poll). A staff
+   first, within `max_ticket_fetches_per_poll` minus what first_response and flow spent in this poll). A staff
    reply never disappears, so "has one" is cached for the ticket's life; "has none" until `lastreply` moves.
 4. Replies: a ticket watched waiting in the last complete poll that has left the list is looked up in
    the head of the unfiltered GetTickets list (newest `lastreply` first; usually 1 call, at most

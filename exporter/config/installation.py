@@ -68,7 +68,10 @@ class InstallationConfig:
                                           "awaiting lists up to this long are read whole, once per poll, for every "
                                           "collector (pages of 1,000); 0 = always by position")
     response_window: float = setting(Duration(), 7 * 86400.0, "first-response times cover tickets opened in it")
-    max_ticket_fetches_per_poll: int = setting(WholeNumber(0), 50, "GetTicket calls per poll: first_response, sla")
+    max_ticket_fetches_per_poll: int = setting(WholeNumber(0), 50,
+                                               "GetTicket calls per poll: first_response, flow, sla")
+    rating_delay: float = setting(Duration(), 48 * 3600.0,
+                                  "flow reads a ticket once more this long after its last staff reply (late ratings)")
     max_series: int = setting(WholeNumber(10), 5000, "series cap per installation (cut: series_dropped_total)")
     staff_metrics: bool = setting(Flag(), False, "export per-staff series (staff names on labels)")
     max_staff: int = setting(WholeNumber(1), 50, "staff members with series of their own; the rest are `other`")

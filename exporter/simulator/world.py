@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from .flow_traffic import rate_some
 from .staff import add_staff, move_flags
 
 DEFAULT_BUCKETS = (900, 3600, 14400, 28800, 86400, 172800, 259200, 604800)
@@ -48,6 +49,7 @@ class Reply:
     message: str = ""
     attachment: str = ""
     rating: int = 0
+    rated_at: int = 0  # when the customer rated it (flow_traffic.py); not part of any answer
 
 
 @dataclass(slots=True)
@@ -493,6 +495,8 @@ class World:
             live = self.live_tickets()
             awaiting = [t for t in live if (s := self.status(t.status)) and s.showawaiting]
             answered = [t for t in live if t.status == "Answered"]
+            # Nobody answers within the second a ticket was opened or last replied to.
+            awaiting = [t for t in awaiting if t.lastreply < now]
             if awaiting and rng.random() < 0.6:
                 self.staff_reply(rng.choice(awaiting).id, admin=rng.choice(_STAFF), at=now)
             if answered and rng.random() < 0.25:
@@ -500,6 +504,7 @@ class World:
             if answered and rng.random() < 0.5:
                 self.close(rng.choice(answered).id)
             move_flags(self, rng)
+            rate_some(self, rng, now)  # customers rate staff replies later, without moving lastreply
             # Hard bound: drop the oldest tickets, closed ones first.
             excess = len(self.tickets) - max_tickets
             if excess > 0:
