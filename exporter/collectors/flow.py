@@ -1,8 +1,8 @@
 """Ticket flow: tickets opened, replies by author, customer ratings and staff replies, as counters.
 
 Each poll:
-1. Department labels from the departments collector's part (else one GetSupportDepartments call; the last
-   ones read when the departments collector failed this poll): every department's counters start at 0.
+1. Department labels from the departments collector's part (else GetSupportDepartments at most hourly, and
+   the last ones read while it fails: ticket_labels.DepartmentLabels): every department's counters start at 0.
 2. The head of the unfiltered `lastreply DESC` list, down to the last poll's newest `lastreply` (less
    HEAD_MARGIN), through the poll's shared reads like the first-response window listing (a page it read
    already costs nothing). A ticket id above the highest seen, opened since the exporter started watching, is a
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from exporter.collectors.base import PollContext
 from exporter.collectors.flow_counters import FlowCounters, FlowPart
 from exporter.collectors.reply_events import EVERY_REPLY, Ledger, new_events, parse_reply_events
-from exporter.collectors.support_departments import read_departments, unique_labels
+from exporter.collectors.ticket_labels import DepartmentLabels, department_label
 from exporter.collectors.ticket_lists import TicketRow, next_page
 from exporter.collectors.window_listing import HEAD_MARGIN, INCREMENTAL_PAGE, PAGE_OVERLAP, PAGE_SIZE
 from exporter.errors import NotFound, WhmcsError
@@ -70,7 +70,7 @@ class FlowCollector:
         self.newest = 0.0  # newest lastreply of the last complete head scan
         self.last_fetches = 0
         self.last_pages = 0
-        self.labels: dict[int, str] = {}  # department id -> label, as last read
+        self.departments = DepartmentLabels()  # department id -> label, the last read kept while one fails
         self.poll_interval = installation.poll_interval
         self.polled_at: float | None = None  # the last poll that ran this collector
         self.behind = False  # the last poll's deadline cut its head scan short
@@ -85,7 +85,7 @@ class FlowCollector:
 
     def poll(self, ctx: PollContext) -> FlowPart:
         self.polled_at = ctx.now
-        labels = self._department_labels(ctx)
+        labels = self.departments.current(ctx)
         self.counters.start_departments(list(labels.values()))
         rows, whole = self._read_head(ctx)
         self.behind = not whole
@@ -143,7 +143,7 @@ class FlowCollector:
                     self.tickets[row.id] = replace(known, seen=row.lastreply, deptid=row.deptid, touched=ctx.now)
                     self.queue[row.id] = None
             elif row.id > self.max_id and (row.date is None or row.date >= self.since):
-                self.counters.count_opened(_label(labels, row.deptid))
+                self.counters.count_opened(department_label(labels, row.deptid))
                 opened = row.date if row.date is not None else previous
                 self.tickets[row.id] = Watched(row.deptid, row.lastreply, Ledger(upto=opened, start=opened),
                                                touched=ctx.now)
@@ -216,7 +216,7 @@ class FlowCollector:
             self.tickets[ident] = replace(watched, recheck=None)
             return
         found = new_events(watched.ledger, replies)
-        department = _label(labels, deptid)
+        department = department_label(labels, deptid)
         for reply in found.replies:
             self.counters.count_reply(department, reply)
         for reply in found.ratings:
@@ -240,16 +240,6 @@ class FlowCollector:
             idle = sorted((w.touched, i) for i, w in self.tickets.items() if i not in self.queue)
             for _, ident in idle[:len(self.tickets) - MAX_TRACKED]:
                 del self.tickets[ident]
-
-    def _department_labels(self, ctx: PollContext) -> dict[int, str]:
-        """This poll's department labels; the last ones read when the departments collector failed this poll
-        (departments seldom change, and the counters must not stop for it)."""
-        part = ctx.parts.get("departments")
-        if part is not None and hasattr(part, "labels"):
-            self.labels = dict(part.labels)
-        elif not self.labels or "departments" not in ctx.installation.collectors:
-            self.labels = unique_labels(read_departments(ctx.client, ctx.installation.ignore_department_assignments))
-        return self.labels
 
     # -- state across restarts (exporter/state) ----------------------------------------------------------------
     def save_state(self) -> SavedCollector:
@@ -276,9 +266,3 @@ def _watched(item: tuple) -> Watched:
     ledger = Ledger(float(upto), tuple(str(k) for k in at_upto), tuple(str(k) for k in rated), float(start))
     return Watched(None if deptid is None else int(deptid), float(seen), ledger,
                    None if recheck is None else float(recheck), float(touched))
-
-
-def _label(labels: dict[int, str], deptid: int | None) -> str:
-    if deptid is None:
-        return ""
-    return labels.get(deptid, f"id {deptid}")

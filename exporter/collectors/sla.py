@@ -1,8 +1,8 @@
 """Service levels: awaiting tickets breached or about to breach their targets, and replies that met them.
 
 Runs only for installations with an `sla` section (exporter/config/sla.py; docs/sla.md). Each poll:
-1. Department labels: the departments collector's part when it ran in this poll, else one
-   GetSupportDepartments call.
+1. Department labels: the departments collector's part when it ran in this poll, else GetSupportDepartments
+   at most hourly (ticket_labels.DepartmentLabels).
 2. The `Awaiting Reply` list, completely, in pages of PAGE_SIZE while it holds at most `sla.max_tickets`
    tickets (5,000 tickets: 5-6 calls). Above that, its first page and then per department boundary searches
    on each next-reply target (sla_boundaries.py: small departments read whole, at-risk bands read whole,
@@ -38,8 +38,7 @@ from exporter.collectors.sla_waits import (
     response_result,
     wait_of,
 )
-from exporter.collectors.support_departments import read_departments, unique_labels
-from exporter.collectors.ticket_labels import department_label
+from exporter.collectors.ticket_labels import DepartmentLabels, department_label
 from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, next_start
 from exporter.collectors.ticket_replies import TicketReplies, parse_ticket_replies
 from exporter.config import InstallationConfig
@@ -114,12 +113,13 @@ class SlaCollector:
         self.known: dict[int, _Known] = {}
         self.watched: dict[int, Wait] = {}
         self.responses: dict[tuple[str, str, str, str], int] = {}
+        self.departments = DepartmentLabels()  # the departments part's labels, else read at most hourly
         self.last_fetches = 0
         self.last_read: SampledRead | None = None  # above max_tickets: what the department searches read
         self.band_starts: dict[tuple[int, int], int] = {}  # ... and where each band started: searched there first
 
     def poll(self, ctx: PollContext) -> SlaPart:
-        labels = self._department_labels(ctx)
+        labels = self.departments.current(ctx)
         rows, total, complete = self._read_awaiting(ctx)
         read = None if complete else read_by_department(ctx, self.sla, labels, rows, self.band_starts)
         waits = self._waits(ctx, list(read.rows) if read else rows, labels, read.band_rows if read else frozenset())
@@ -161,12 +161,6 @@ class SlaCollector:
         return SlaPart(whmcs=ctx.installation.name, breached=tuple(sorted(found.breached.items())),
                        at_risk=tuple(sorted(found.at_risk.items())), next_breach=found.next_breach,
                        responses=tuple(sorted(self.responses.items())), sample_ratio=ratio)
-
-    def _department_labels(self, ctx: PollContext) -> dict[int, str]:
-        part = ctx.parts.get("departments")
-        if part is not None and hasattr(part, "labels"):
-            return dict(part.labels)
-        return unique_labels(read_departments(ctx.client, ctx.installation.ignore_department_assignments))
 
     def _read_awaiting(self, ctx: PollContext) -> tuple[list[TicketRow], int, bool]:
         """(rows, the list's total, whether the rows are the whole list)."""
@@ -295,4 +289,3 @@ def _recent_lastreplies(ctx: PollContext, since: float, wanted: set[int]) -> dic
 
 def _label(labels: dict[int, str], row: TicketRow) -> str:
     return department_label(labels, row.deptid)
-
