@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import random
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.collectors.departments import oldest_by_department
-from exporter.collectors.poll_reads import TAIL_ROWS, WHOLE_PAGE_ROWS, PollReads
+from exporter.collectors.poll_reads import TAIL_ROWS, WHOLE_PAGE_ROWS, PollReads, slim_ticket
+from exporter.collectors.reply_events import parse_reply_events
 from exporter.collectors.ticket_lists import fetch_page
+from exporter.collectors.ticket_replies import parse_ticket_replies
 from exporter.errors import ApiError
+from exporter.simulator import World
+from exporter.simulator import api as sim_api
 from testkit.fake_whmcs import UTC, FakeTicket, FakeTickets
 
 NOW = 1_700_000_000
@@ -127,3 +133,20 @@ def test_a_departments_oldest_wait_from_a_suffix_is_its_oldest_in_the_whole_list
         truth[t.deptid] = min(t.lastreply, truth.get(t.deptid, t.lastreply))
     found = oldest_by_department(suffix)
     assert found == {d: truth[d] for d in {t.deptid for t in suffix}}
+
+
+def test_a_kept_getticket_answer_parses_as_the_whole_answer_does():
+    world = World.generate(seed=4, tickets=60, now=NOW)
+    zone = ZoneInfo(world.tz_name)
+    compared = 0
+    for ticket in world.live_tickets():
+        world.add_note(ticket.id, "internal")
+        _, body = sim_api.handle(world, "GetTicket", {"ticketid": str(ticket.id), "repliessort": "ASC"})
+        answer = json.loads(sim_api.to_json(body))
+        kept = slim_ticket(answer)
+        assert "notes" not in kept and all("message" not in r for r in kept["replies"]["reply"])
+        assert parse_ticket_replies(kept, zone) == parse_ticket_replies(answer, zone)
+        assert parse_reply_events(kept, zone) == parse_reply_events(answer, zone)
+        compared += 1
+    assert compared >= 50
+    assert slim_ticket({"result": "success", "replies": "odd"}) == {"result": "success", "replies": "odd"}

@@ -37,6 +37,8 @@ OVERLAP = 5
 # Rows of a tail read: the longest wait is the last row, and the wait distribution's tail window (and
 # any department whose tickets appear in it) is answered by the same page.
 TAIL_ROWS = 250
+# The fields of a GetTicket reply that the collectors read (ticket_replies.py, reply_events.py).
+REPLY_KEYS = ("replyid", "date", "admin", "rating", "type", "noteid")
 
 ListKey = tuple[tuple[str, str], ...]
 
@@ -145,7 +147,8 @@ class PollReads:
         if key not in self._tickets:
             self.ticket_calls += 1
             try:
-                self._tickets[key] = self.client.call("GetTicket", {"ticketid": ticket_id, "repliessort": replies_sort})
+                answer = self.client.call("GetTicket", {"ticketid": ticket_id, "repliessort": replies_sort})
+                self._tickets[key] = slim_ticket(answer)
             except WhmcsError as exc:
                 if exc.aborts_poll:
                     raise
@@ -154,6 +157,21 @@ class PollReads:
         if isinstance(kept, WhmcsError):
             raise kept
         return kept
+
+
+def slim_ticket(answer: dict[str, Any]) -> dict[str, Any]:
+    """A GetTicket answer without what no collector reads (messages, attachments, names, notes).
+
+    A poll keeps up to `max_ticket_fetches_per_poll` answers until it ends; whole, 2,000 of them held ~13 MB
+    more at the high-water mark than answers dropped once parsed. An answer of another shape is kept as it
+    is, for the collectors' parsers to judge."""
+    replies = answer.get("replies")
+    rows = replies.get("reply") if isinstance(replies, dict) else replies
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        return answer
+    kept = {k: v for k, v in answer.items() if k not in ("replies", "notes")}
+    kept["replies"] = {"reply": [{k: row[k] for k in REPLY_KEYS if k in row} for row in rows]}
+    return kept
 
 
 def _slice(page: Page, start: int, num: int) -> Page | None:
