@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from exporter.state.files import DB_NAME, StateLocked
-from exporter.state.saved import SavedCollector, SavedInstallation
+from exporter.state.saved import ItemView, SavedCollector, SavedInstallation
 from exporter.state.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from exporter.state.store import StateStore
 
@@ -60,6 +60,27 @@ def test_only_changed_items_are_rewritten(tmp_path, monkeypatch):
     assert len(written) == 3  # one update, one delete, one insert: not 1000 rows
     store.close()
     assert StateStore.open(str(tmp_path)).load("k").collectors["c"].items == changed
+
+
+def test_items_made_when_read_are_diffed_too_and_a_reopened_file_rewrites_nothing(tmp_path):
+    tracked = {i: [float(i), None, f"dept {i % 3}"] for i in range(500)}  # a collector's live, mutable records
+    view = ItemView(tracked, lambda t: tuple(t))
+    store = StateStore.open(str(tmp_path))
+    store.save("k", saved(view))
+    store.close()
+    again = StateStore.open(str(tmp_path))
+    assert again.load("k").collectors["c"].items == {i: tuple(t) for i, t in tracked.items()}
+    written: list[str] = []
+    again._conn.set_trace_callback(lambda sql: written.append(sql) if sql.startswith("INSERT OR REPLACE INTO item")
+                                   else None)
+    again.save("k", saved(view))  # nothing changed since the file was read
+    assert written == []
+    tracked[7][1] = 70.0
+    again.save("k", saved(view))
+    assert len(written) == 1
+    again._conn.set_trace_callback(None)
+    again.close()
+    assert StateStore.open(str(tmp_path)).load("k").collectors["c"].items[7] == (7.0, 70.0, "dept 1")
 
 
 def test_installations_no_longer_configured_are_dropped(tmp_path):

@@ -35,7 +35,7 @@ from exporter.collectors.ticket_replies import parse_ticket_replies, summarise
 from exporter.collectors.window_listing import FULL_PASS_INTERVAL, MAX_LIST_PAGES_PER_POLL, Tracked, WindowListing
 from exporter.errors import NotFound
 from exporter.families import FROM_LAST_POLL, FamilySink
-from exporter.state.saved import SavedCollector
+from exporter.state.saved import ItemView, SavedCollector
 
 if TYPE_CHECKING:
     from exporter.config import InstallationConfig
@@ -142,9 +142,8 @@ class FirstResponseCollector:
     def save_state(self) -> SavedCollector:
         return SavedCollector(
             scalars={"settings": self._settings(), "listing": self.listing.export_state()},
-            items={ident: (t.opened, t.lastreply, t.read_at, t.first_staff_reply, t.unreadable, t.listed,
-                           t.deptid, t.priority)
-                   for ident, t in self.tickets.items()})
+            items=ItemView(self.tickets, lambda t: (t.opened, t.lastreply, t.read_at, t.first_staff_reply,
+                                                     t.unreadable, t.listed, t.deptid, t.priority)))
 
     def restore_state(self, saved: SavedCollector) -> None:
         if list(saved.scalars["settings"]) != self._settings():

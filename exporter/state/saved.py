@@ -10,14 +10,36 @@ so a poll that changed ten tickets writes ten rows, whatever the window holds.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from exporter.config import InstallationConfig
 
 Item = tuple[Any, ...]  # one tracked thing's numbers; compared as a whole to decide whether to rewrite it
+
+
+Tracked = TypeVar("Tracked")
+
+
+class ItemView(Mapping[int, Item], Generic[Tracked]):
+    """A collector's live mapping seen as items, each made when read: saving a large cache builds no copy of it
+    (the first-response cache's 53,000 tuples at 100,000 tickets, ~10 MB, were held twice while state was
+    written). Read it in the thread that owns the mapping, before the next poll changes it."""
+
+    def __init__(self, source: Mapping[int, Tracked], to_item: Callable[[Tracked], Item]) -> None:
+        self.source = source
+        self.to_item = to_item
+
+    def __getitem__(self, ident: int) -> Item:
+        return self.to_item(self.source[ident])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.source)
+
+    def __len__(self) -> int:
+        return len(self.source)
 
 
 @dataclass(frozen=True)

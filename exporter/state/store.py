@@ -23,7 +23,9 @@ from exporter.state.schema import BadStateFile, transaction
 
 log = logging.getLogger(__name__)
 
-WrittenItems = dict[tuple[str, str], Mapping[int, Item]]
+# Per (installation, collector): a fingerprint of each item the file holds, to write only what changed. Not the
+# items themselves: with the items made when read (saved.ItemView), no copy of a large cache is kept.
+WrittenItems = dict[tuple[str, str], dict[int, int]]
 
 
 class StateStore:
@@ -37,7 +39,7 @@ class StateStore:
         self._lock = DirectoryLock(directory)
         self._conn: sqlite3.Connection | None = None
         self._mutex = threading.Lock()
-        self._written: WrittenItems = {}  # per (installation, collector): the items the file holds
+        self._written: WrittenItems = {}  # per (installation, collector): fingerprints of the items the file holds
         self._failing = False
         self._closed = False
         self._error: Exception | None = None  # why the place cannot be used, for the warning
@@ -119,7 +121,7 @@ class StateStore:
             items = {ident: tuple(json.loads(data))
                      for ident, data in conn.execute("SELECT id, data FROM item WHERE collector = ?", (cid,))}
             collectors[name] = SavedCollector(scalars=json.loads(scalars), items=items)
-            self._written[(key, name)] = items
+            self._written[(key, name)] = fingerprints(items)
         return SavedInstallation(last_success=row[1], backoff_reason=row[2], backoff_until=row[3],
                                  backoff_fingerprint=row[4], collectors=collectors)
 
@@ -165,22 +167,24 @@ class StateStore:
                          (inst_id, name, json.dumps(dict(collector.scalars))))
             cid = conn.execute("SELECT id FROM collector WHERE installation = ? AND name = ?",
                                (inst_id, name)).fetchone()[0]
-            self._write_items(conn, cid, self._written.get((key, name)), collector.items)
-            written[(key, name)] = collector.items
+            written[(key, name)] = self._write_items(conn, cid, self._written.get((key, name)), collector.items)
         return written
 
     @staticmethod
-    def _write_items(conn: sqlite3.Connection, cid: int, before: Mapping[int, Item] | None,
-                     items: Mapping[int, Item]) -> None:
-        """Only what changed since the last commit: a steady poll rewrites a handful of rows."""
+    def _write_items(conn: sqlite3.Connection, cid: int, before: Mapping[int, int] | None,
+                     items: Mapping[int, Item]) -> dict[int, int]:
+        """Only what changed since the last commit: a steady poll rewrites a handful of rows. Returns the
+        fingerprints of what the file now holds."""
         if before is None:
             conn.execute("DELETE FROM item WHERE collector = ?", (cid,))
             before = {}
+        now = fingerprints(items)
         conn.executemany("DELETE FROM item WHERE collector = ? AND id = ?",
-                         ((cid, ident) for ident in before if ident not in items))
+                         ((cid, ident) for ident in before if ident not in now))
         conn.executemany("INSERT OR REPLACE INTO item (collector, id, data) VALUES (?, ?, ?)",
-                         ((cid, ident, json.dumps(item)) for ident, item in items.items()
-                          if before.get(ident) != item))
+                         ((cid, ident, json.dumps(items[ident])) for ident, mark in now.items()
+                          if before.get(ident) != mark))
+        return now
 
     def keep_only(self, keys: Iterable[str]) -> None:
         """Drop the state of installations no longer configured."""
@@ -206,3 +210,17 @@ class StateStore:
                 self._conn.close()
                 self._conn = None
             self._lock.release()
+
+
+def fingerprints(items: Mapping[int, Item]) -> dict[int, int]:
+    """Item id -> a 64-bit hash of the item (a changed item keeping its hash, ~2**-64 per change, would keep
+    its old value in the file). Items read back from the file hold lists where the collector's hold tuples:
+    those hash differently and are rewritten once, which is harmless."""
+    return {ident: _fingerprint(item) for ident, item in items.items()}
+
+
+def _fingerprint(item: Item) -> int:
+    try:
+        return hash(item)
+    except TypeError:  # a list inside (read back from JSON, or a collector's own)
+        return hash(json.dumps(item))
