@@ -39,7 +39,7 @@ from exporter.collectors.sla_waits import (
     wait_of,
 )
 from exporter.collectors.ticket_labels import DepartmentLabels, department_label
-from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, next_start
+from exporter.collectors.ticket_lists import AWAITING, Page, TicketRow, next_start, sample_ratio
 from exporter.collectors.ticket_replies import TicketReplies, parse_ticket_replies
 from exporter.config import InstallationConfig
 from exporter.config.sla import SlaConfig
@@ -130,7 +130,7 @@ class SlaCollector:
         cells = grid(self.sla, [*labels.values(), *(w.department for w in waits)], [w.priority for w in waits])
         found = evaluate(self.sla, waits, ctx.now, cells)
         self._forget(ctx.now)
-        return self._part(ctx, found, cells, min(1.0, len(waits) / total) if total else 1.0)
+        return self._part(ctx, found, cells, sample_ratio(len(waits), total))
 
     def save_state(self) -> SavedCollector:
         """The response counter's totals, the waits watched last poll and the staff-reply cache: ids, times,

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from exporter.collectors.base import PollContext
 from exporter.collectors.boundary_search import WINDOW, search
-from exporter.collectors.ticket_lists import AWAITING, Page
+from exporter.collectors.ticket_lists import AWAITING, Page, sample_ratio
 from exporter.families import FROM_LAST_POLL, FamilySink
 
 log = logging.getLogger(__name__)
@@ -105,5 +105,5 @@ class WaitDistributionCollector:
         self._told_unresolved = False
         # Only exact buckets: those the deadline left open are absent this poll (+Inf, the total, always known).
         buckets = tuple((le, n) for le, n in zip((*inst.buckets, float("inf")), found.counts) if n is not None)
-        ratio = 1.0 if found.total == 0 else min(1.0, found.fetched / found.total)
+        ratio = sample_ratio(found.fetched, found.total)
         return WaitDistributionPart(inst.name, buckets, found.gsum, ratio, calls, found.exact_sum)
